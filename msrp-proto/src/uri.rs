@@ -1,0 +1,584 @@
+//! MSRP URIs (RFC 4975 §6, §9; RFC 4976 §5 for relay URIs).
+//!
+//! ```text
+//! MSRP-URI = msrp-scheme "://" authority ["/" session-id] ";" transport *( ";" URI-parameter)
+//! ```
+//!
+//! [`MsrpUri`] parses and prints that form. Its derived `PartialEq` is structural (useful for
+//! round-trip tests and maps); the protocol comparison of RFC 4975 §6.1 is
+//! [`MsrpUri::equivalent`].
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+
+/// Longest URI text we accept, a guard against hostile input (a URI is typically < 100 bytes).
+pub const MAX_URI_LEN: usize = 2048;
+
+/// The URI scheme: `msrp` (TCP) or `msrps` (TLS, RFC 4975 §6: the connection MUST be protected
+/// with TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// `msrp:`: plain TCP.
+    Msrp,
+    /// `msrps:`: TLS.
+    Msrps,
+}
+
+impl Scheme {
+    /// The scheme as written in URIs (lower case).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Msrp => "msrp",
+            Scheme::Msrps => "msrps",
+        }
+    }
+
+    /// True for `msrps`.
+    pub fn is_secure(self) -> bool {
+        self == Scheme::Msrps
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The host part of the authority.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// A registered name (DNS name), kept as written.
+    Name(String),
+    /// An IPv4 literal.
+    V4(Ipv4Addr),
+    /// An IPv6 literal (written in brackets).
+    V6(Ipv6Addr),
+}
+
+impl Host {
+    /// The IP address, when the host is an IP literal.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Host::Name(_) => None,
+            Host::V4(a) => Some(IpAddr::V4(*a)),
+            Host::V6(a) => Some(IpAddr::V6(*a)),
+        }
+    }
+
+    /// The host as a string suitable for DNS resolution or TLS server names (no brackets).
+    pub fn to_plain_string(&self) -> String {
+        match self {
+            Host::Name(n) => n.clone(),
+            Host::V4(a) => a.to_string(),
+            Host::V6(a) => a.to_string(),
+        }
+    }
+
+    /// Normalised form for RFC 4975 §6.1 comparison: percent-decoded unreserved characters,
+    /// lower case.
+    fn normalized_name(name: &str) -> String {
+        let b = name.as_bytes();
+        let mut out = String::with_capacity(name.len());
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                if let (Some(h), Some(l)) = (hex_val(b[i + 1]), hex_val(b[i + 2])) {
+                    let c = (h << 4 | l) as char;
+                    if is_unreserved(c as u8) {
+                        out.push(c.to_ascii_lowercase());
+                        i += 3;
+                        continue;
+                    }
+                }
+            }
+            out.push((b[i] as char).to_ascii_lowercase());
+            i += 1;
+        }
+        out
+    }
+}
+
+impl From<IpAddr> for Host {
+    fn from(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(a) => Host::V4(a),
+            IpAddr::V6(a) => Host::V6(a),
+        }
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Name(n) => f.write_str(n),
+            Host::V4(a) => write!(f, "{a}"),
+            Host::V6(a) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+/// What is wrong with a URI that failed to parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UriError {
+    /// The input is empty.
+    #[error("empty MSRP URI")]
+    Empty,
+    /// The input is longer than [`MAX_URI_LEN`].
+    #[error("MSRP URI longer than {MAX_URI_LEN} bytes")]
+    TooLong,
+    /// A byte outside printable US-ASCII (RFC 4975 §6: URIs are US-ASCII).
+    #[error("MSRP URI contains a byte that is not printable US-ASCII at offset {0}")]
+    NonAscii(usize),
+    /// The scheme is not `msrp` or `msrps`, or `://` is missing.
+    #[error("MSRP URI must start with msrp:// or msrps://")]
+    BadScheme,
+    /// The userinfo part has characters outside RFC 3986 userinfo.
+    #[error("invalid userinfo in MSRP URI")]
+    BadUserinfo,
+    /// RFC 4975 §6: "A userinfo part MUST NOT contain password information."
+    #[error("MSRP URI userinfo must not contain a password (RFC 4975 §6)")]
+    PasswordInUserinfo,
+    /// The host is empty or has invalid characters.
+    #[error("invalid host in MSRP URI")]
+    BadHost,
+    /// A bracketed IPv6 literal that does not parse.
+    #[error("invalid IPv6 literal in MSRP URI")]
+    BadIpv6,
+    /// The port is not a number in 0..=65535.
+    #[error("invalid port in MSRP URI")]
+    BadPort,
+    /// RFC 4975 §6: "If the authority field contains a numeric IP address, it MUST also contain a port."
+    #[error("MSRP URI with a numeric IP address must have a port (RFC 4975 §6)")]
+    IpWithoutPort,
+    /// The session id is empty or has characters outside `unreserved / "+" / "=" / "/"`.
+    #[error("invalid session-id in MSRP URI")]
+    BadSessionId,
+    /// The mandatory `;transport` part is missing.
+    #[error("MSRP URI has no transport parameter (for example ;tcp)")]
+    MissingTransport,
+    /// The transport is not `1*ALPHANUM`.
+    #[error("invalid transport in MSRP URI")]
+    BadTransport,
+    /// A URI parameter is not `token ["=" token]`.
+    #[error("invalid URI parameter in MSRP URI")]
+    BadParameter,
+}
+
+/// An MSRP URI (RFC 4975 §6).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MsrpUri {
+    /// `msrp` or `msrps`.
+    pub scheme: Scheme,
+    /// Optional user account (never a password).
+    pub userinfo: Option<String>,
+    /// Host name or IP literal.
+    pub host: Host,
+    /// Port; always present in URIs exchanged in SDP, may be absent in relay URIs.
+    pub port: Option<u16>,
+    /// Session id; absent for URIs that name a device (for example a relay).
+    pub session_id: Option<String>,
+    /// Transport parameter, as written (`tcp`, `ws`, ...); compared case-insensitively.
+    pub transport: String,
+    /// Further URI parameters, in order.
+    pub params: Vec<(String, Option<String>)>,
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// RFC 3986 unreserved.
+fn is_unreserved(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~')
+}
+
+/// RFC 3986 sub-delims.
+fn is_sub_delim(c: u8) -> bool {
+    matches!(
+        c,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
+}
+
+/// RFC 4975 §9 token.
+pub(crate) fn is_token_char(c: u8) -> bool {
+    matches!(c, 0x21 | 0x23..=0x27 | 0x2A..=0x2B | 0x2D..=0x2E | 0x30..=0x39 | 0x41..=0x5A | 0x5E..=0x7E)
+}
+
+/// Checks `*( unreserved / pct-encoded / sub-delims )` plus `extra`.
+fn valid_pct_text(s: &str, extra: &[u8]) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'%' {
+            if i + 2 >= b.len() {
+                return false;
+            }
+            if hex_val(b[i + 1]).is_none() || hex_val(b[i + 2]).is_none() {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        if !(is_unreserved(c) || is_sub_delim(c) || extra.contains(&c)) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+fn is_session_id_char(c: u8) -> bool {
+    is_unreserved(c) || matches!(c, b'+' | b'=' | b'/')
+}
+
+impl MsrpUri {
+    /// A URI for a session at `host:port` over TCP (`;tcp`).
+    pub fn new(scheme: Scheme, host: Host, port: u16, session_id: impl Into<String>) -> Self {
+        MsrpUri {
+            scheme,
+            userinfo: None,
+            host,
+            port: Some(port),
+            session_id: Some(session_id.into()),
+            transport: "tcp".to_string(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Parses an MSRP URI.
+    pub fn parse(s: &str) -> Result<Self, UriError> {
+        if s.is_empty() {
+            return Err(UriError::Empty);
+        }
+        if s.len() > MAX_URI_LEN {
+            return Err(UriError::TooLong);
+        }
+        if let Some(pos) = s.bytes().position(|c| !(0x21..=0x7e).contains(&c)) {
+            return Err(UriError::NonAscii(pos));
+        }
+        let (scheme, rest) = if s.len() >= 8 && s[..8].eq_ignore_ascii_case("msrps://") {
+            (Scheme::Msrps, &s[8..])
+        } else if s.len() >= 7 && s[..7].eq_ignore_ascii_case("msrp://") {
+            (Scheme::Msrp, &s[7..])
+        } else {
+            return Err(UriError::BadScheme);
+        };
+
+        // authority ends at the first '/' (session id) or ';' (transport).
+        let auth_end = rest.find(['/', ';']).unwrap_or(rest.len());
+        let authority = &rest[..auth_end];
+        let mut rest = &rest[auth_end..];
+
+        let (userinfo, hostport) = match authority.rfind('@') {
+            Some(at) => {
+                let ui = &authority[..at];
+                if ui.contains(':') {
+                    return Err(UriError::PasswordInUserinfo);
+                }
+                if ui.is_empty() || !valid_pct_text(ui, b"") {
+                    return Err(UriError::BadUserinfo);
+                }
+                (Some(ui.to_string()), &authority[at + 1..])
+            }
+            None => (None, authority),
+        };
+
+        let (host, port_str) = if let Some(stripped) = hostport.strip_prefix('[') {
+            let close = stripped.find(']').ok_or(UriError::BadIpv6)?;
+            let addr: Ipv6Addr = stripped[..close].parse().map_err(|_| UriError::BadIpv6)?;
+            let after = &stripped[close + 1..];
+            let port = if after.is_empty() {
+                None
+            } else {
+                Some(after.strip_prefix(':').ok_or(UriError::BadHost)?)
+            };
+            (Host::V6(addr), port)
+        } else {
+            let (h, p) = match hostport.rfind(':') {
+                Some(c) => (&hostport[..c], Some(&hostport[c + 1..])),
+                None => (hostport, None),
+            };
+            if h.is_empty() || !valid_pct_text(h, b"") {
+                return Err(UriError::BadHost);
+            }
+            let host = match h.parse::<Ipv4Addr>() {
+                Ok(a) => Host::V4(a),
+                Err(_) => Host::Name(h.to_string()),
+            };
+            (host, p)
+        };
+        let port = match port_str {
+            None => None,
+            Some(p) => {
+                if p.is_empty() || p.len() > 5 || !p.bytes().all(|c| c.is_ascii_digit()) {
+                    return Err(UriError::BadPort);
+                }
+                Some(p.parse::<u16>().map_err(|_| UriError::BadPort)?)
+            }
+        };
+        if port.is_none() && host.ip().is_some() {
+            return Err(UriError::IpWithoutPort);
+        }
+
+        let session_id = if let Some(r) = rest.strip_prefix('/') {
+            let end = r.find(';').unwrap_or(r.len());
+            let sid = &r[..end];
+            if sid.is_empty() || !sid.bytes().all(is_session_id_char) {
+                return Err(UriError::BadSessionId);
+            }
+            rest = &r[end..];
+            Some(sid.to_string())
+        } else {
+            None
+        };
+
+        let r = rest.strip_prefix(';').ok_or(UriError::MissingTransport)?;
+        let mut parts = r.split(';');
+        let transport = parts.next().unwrap_or("");
+        if transport.is_empty() || !transport.bytes().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(UriError::BadTransport);
+        }
+        let mut params = Vec::new();
+        for p in parts {
+            let (name, value) = match p.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (p, None),
+            };
+            if name.is_empty() || !name.bytes().all(is_token_char) {
+                return Err(UriError::BadParameter);
+            }
+            if let Some(v) = value {
+                if v.is_empty() || !v.bytes().all(is_token_char) {
+                    return Err(UriError::BadParameter);
+                }
+            }
+            params.push((name.to_string(), value.map(str::to_string)));
+        }
+
+        Ok(MsrpUri {
+            scheme,
+            userinfo,
+            host,
+            port,
+            session_id,
+            transport: transport.to_string(),
+            params,
+        })
+    }
+
+    /// True for `msrps:` URIs (the connection MUST use TLS, RFC 4975 §6).
+    pub fn is_secure(&self) -> bool {
+        self.scheme.is_secure()
+    }
+
+    /// The session id, if any.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
+    }
+
+    /// `host:port` (brackets around IPv6), the part that identifies the device to connect to.
+    pub fn authority(&self) -> String {
+        match self.port {
+            Some(p) => format!("{}:{p}", self.host),
+            None => self.host.to_string(),
+        }
+    }
+
+    /// The socket address, when the host is an IP literal and the port is present.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        Some(SocketAddr::new(self.host.ip()?, self.port?))
+    }
+
+    /// Whether the transport parameter is `tcp` (case-insensitive).
+    pub fn is_tcp(&self) -> bool {
+        self.transport.eq_ignore_ascii_case("tcp")
+    }
+
+    /// URI comparison exactly as RFC 4975 §6.1:
+    /// 1. schemes match, case-insensitively;
+    /// 2. IP hosts compare by address, names case-insensitively after percent-decoding of
+    ///    unreserved characters; userinfo is ignored;
+    /// 3. an explicit port must match exactly, and an explicit port never equals none;
+    /// 4. the session id compares case-sensitively, and a missing one never equals a present one;
+    /// 5. transports compare case-insensitively.
+    ///
+    /// URI parameters other than the transport are not part of the comparison.
+    pub fn equivalent(&self, other: &MsrpUri) -> bool {
+        // RFC 4975 §6.1 rule 1
+        if self.scheme != other.scheme {
+            return false;
+        }
+        // rule 2
+        let hosts_match = match (&self.host, &other.host) {
+            (Host::Name(a), Host::Name(b)) => Host::normalized_name(a) == Host::normalized_name(b),
+            (a, b) => a.ip().is_some() && a.ip() == b.ip(),
+        };
+        // rules 3, 4, 5
+        hosts_match
+            && self.port == other.port
+            && self.session_id == other.session_id
+            && self.transport.eq_ignore_ascii_case(&other.transport)
+    }
+}
+
+impl FromStr for MsrpUri {
+    type Err = UriError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MsrpUri::parse(s)
+    }
+}
+
+impl fmt::Display for MsrpUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://", self.scheme)?;
+        if let Some(ui) = &self.userinfo {
+            write!(f, "{ui}@")?;
+        }
+        write!(f, "{}", self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        if let Some(s) = &self.session_id {
+            write!(f, "/{s}")?;
+        }
+        write!(f, ";{}", self.transport)?;
+        for (n, v) in &self.params {
+            match v {
+                Some(v) => write!(f, ";{n}={v}")?,
+                None => write!(f, ";{n}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> MsrpUri {
+        MsrpUri::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn parses_rfc_examples() {
+        let u = p("msrp://host.example.com:8493/asfd34;tcp");
+        assert_eq!(u.scheme, Scheme::Msrp);
+        assert_eq!(u.host, Host::Name("host.example.com".into()));
+        assert_eq!(u.port, Some(8493));
+        assert_eq!(u.session_id(), Some("asfd34"));
+        assert_eq!(u.transport, "tcp");
+        let r = p("msrps://bob@relay.example.com;tcp");
+        assert_eq!(r.userinfo.as_deref(), Some("bob"));
+        assert_eq!(r.port, None);
+        assert_eq!(r.session_id, None);
+        let v6 = p("msrp://[2001:db8::1]:2855/abc+/=x;tcp;foo=bar;baz");
+        assert_eq!(v6.host, Host::V6("2001:db8::1".parse().unwrap()));
+        assert_eq!(v6.session_id(), Some("abc+/=x"));
+        assert_eq!(
+            v6.params,
+            vec![("foo".into(), Some("bar".into())), ("baz".into(), None)]
+        );
+        assert_eq!(
+            v6.socket_addr(),
+            Some("[2001:db8::1]:2855".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in [
+            "msrp://host.example.com:8493/asfd34;tcp",
+            "msrps://bob@relay.example.com;tcp",
+            "msrp://[2001:db8::1]:2855/abc;tcp;foo=bar;baz",
+            "msrp://192.0.2.1:9/s1;ws",
+            "msrps://a%41b.example:1/x;tcp",
+        ] {
+            assert_eq!(p(s).to_string(), s);
+        }
+    }
+
+    #[test]
+    fn errors_are_specific() {
+        let cases: &[(&str, UriError)] = &[
+            ("", UriError::Empty),
+            ("sip:alice@example.com", UriError::BadScheme),
+            ("msrp:/host:1/a;tcp", UriError::BadScheme),
+            (
+                "msrp://alice:secret@host:1/a;tcp",
+                UriError::PasswordInUserinfo,
+            ),
+            ("msrp://@host:1/a;tcp", UriError::BadUserinfo),
+            ("msrp://:1/a;tcp", UriError::BadHost),
+            ("msrp://ho st:1/a;tcp", UriError::NonAscii(9)),
+            ("msrp://[::g]:1/a;tcp", UriError::BadIpv6),
+            ("msrp://[::1/a;tcp", UriError::BadIpv6),
+            ("msrp://host:99999/a;tcp", UriError::BadPort),
+            ("msrp://host:/a;tcp", UriError::BadPort),
+            ("msrp://host:1x/a;tcp", UriError::BadPort),
+            ("msrp://192.0.2.1/a;tcp", UriError::IpWithoutPort),
+            ("msrp://[::1]/a;tcp", UriError::IpWithoutPort),
+            ("msrp://host:1/;tcp", UriError::BadSessionId),
+            ("msrp://host:1/a*b;tcp", UriError::BadSessionId),
+            ("msrp://host:1/abc", UriError::MissingTransport),
+            ("msrp://host:1/abc;", UriError::BadTransport),
+            ("msrp://host:1/abc;t-c", UriError::BadTransport),
+            ("msrp://host:1/abc;tcp;", UriError::BadParameter),
+            ("msrp://host:1/abc;tcp;a=", UriError::BadParameter),
+            ("msrp://host:1/abc;tcp;a\"b", UriError::BadParameter),
+            ("msrp://h%zz:1/abc;tcp", UriError::BadHost),
+            ("msrp://h%4:1/abc;tcp", UriError::BadHost),
+        ];
+        for (s, e) in cases {
+            assert_eq!(MsrpUri::parse(s).as_ref().err(), Some(e), "{s}");
+        }
+        assert_eq!(
+            MsrpUri::parse(&format!("msrp://{}:1/a;tcp", "h".repeat(MAX_URI_LEN))),
+            Err(UriError::TooLong)
+        );
+        assert!(MsrpUri::parse("msrp://hé:1/a;tcp").is_err());
+    }
+
+    #[test]
+    fn comparison_follows_rfc4975_6_1() {
+        let eq = |a: &str, b: &str| p(a).equivalent(&p(b));
+        // rule 1: scheme case-insensitive, must match
+        assert!(eq("MSRP://h.example:1/s;tcp", "msrp://h.example:1/s;tcp"));
+        assert!(!eq("msrps://h.example:1/s;tcp", "msrp://h.example:1/s;tcp"));
+        // rule 2: host name case-insensitive; percent-decoding; userinfo ignored; IP equivalence
+        assert!(eq("msrp://H.Example:1/s;tcp", "msrp://h.example:1/s;tcp"));
+        assert!(eq("msrp://%48.example:1/s;tcp", "msrp://h.example:1/s;tcp"));
+        assert!(eq(
+            "msrp://alice@h.example:1/s;tcp",
+            "msrp://bob@h.example:1/s;tcp"
+        ));
+        assert!(eq(
+            "msrp://[2001:db8:0::1]:1/s;tcp",
+            "msrp://[2001:DB8::1]:1/s;tcp"
+        ));
+        assert!(!eq("msrp://192.0.2.1:1/s;tcp", "msrp://192.0.2.2:1/s;tcp"));
+        // rule 3: explicit port must match; explicit never equals absent
+        assert!(!eq("msrp://h.example:1/s;tcp", "msrp://h.example:2/s;tcp"));
+        assert!(!eq("msrp://h.example:2855/s;tcp", "msrp://h.example/s;tcp"));
+        // rule 4: session id case-sensitive; absent never equals present
+        assert!(!eq("msrp://h.example:1/S;tcp", "msrp://h.example:1/s;tcp"));
+        assert!(!eq("msrp://h.example:1;tcp", "msrp://h.example:1/s;tcp"));
+        // rule 5: transport case-insensitive, different never match
+        assert!(eq("msrp://h.example:1/s;TCP", "msrp://h.example:1/s;tcp"));
+        assert!(!eq("msrp://h.example:1/s;ws", "msrp://h.example:1/s;tcp"));
+        // other parameters are not compared
+        assert!(eq(
+            "msrp://h.example:1/s;tcp;x=1",
+            "msrp://h.example:1/s;tcp"
+        ));
+    }
+}
