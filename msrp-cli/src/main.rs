@@ -1,5 +1,57 @@
 //! The `msrp` command-line tool.
+//!
+//! Each subcommand lives in its own module; `main` parses the command line, sets up
+//! tracing and maps errors to exit codes.
+//!
+//! Exit codes: 0 success, 1 failure (the message on stderr says what went wrong),
+//! 2 usage error (from clap).
+
+use clap::{Parser, Subcommand};
+
+/// MSRP (RFC 4975) with the RFC 6135 COMEDIA connection model: chat, file transfer, SDP
+/// negotiation, relays and interop testing.
+#[derive(Debug, Parser)]
+#[command(name = "msrp", version, about, long_about = None)]
+struct Cli {
+    /// More log output on stderr (repeat for more); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the version.
+    Version,
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
 
 fn main() {
-    println!("msrp {}", env!("CARGO_PKG_VERSION"));
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let result: anyhow::Result<()> = match cli.command {
+        Command::Version => {
+            println!("msrp {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("msrp: {e:#}");
+        std::process::exit(1);
+    }
 }
