@@ -7,4 +7,5 @@
 //! with tokio.
 #![forbid(unsafe_code)]
 
+pub mod fingerprint;
 pub mod uri;
