@@ -2,3 +2,9 @@
 #![forbid(unsafe_code)]
 
 pub use msrp_proto as proto;
+/// The rustls version this crate builds its TLS configurations with.
+pub use rustls;
+/// The tokio-rustls version of the streams [`tls`] returns.
+pub use tokio_rustls;
+
+pub mod tls;
