@@ -8,4 +8,5 @@
 #![forbid(unsafe_code)]
 
 pub mod fingerprint;
+pub mod session;
 pub mod uri;

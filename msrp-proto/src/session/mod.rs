@@ -1,0 +1,735 @@
+//! One MSRP session (RFC 4975 §7): outgoing messages cut into chunks, incoming chunks
+//! reassembled, transactions and their timers, success and failure reports.
+//!
+//! A [`Session`] knows nothing about connections or bytes on the wire. The endpoint feeds it
+//! the parsed SENDs, responses and REPORTs of the connection the session is bound to, and
+//! pulls from it the requests to write ([`Session::poll_request`]) when that connection has
+//! room, and the events for the application ([`Session::poll_event`]). Time is an input
+//! ([`Session::handle_timeout`]), and randomness for transaction ids comes from the caller.
+//!
+//! # Fairness
+//!
+//! Messages are cut into chunks of at most [`SessionConfig::max_chunk_size`] bytes and the
+//! chunks of all messages with data ready are taken in turn (round robin), so a small message
+//! queued behind a large one goes out after at most one chunk of it (RFC 4975 §7.1.1: "each
+//! concurrent request gets a chance to send some fair portion of data"). The endpoint pulls a
+//! chunk only when the connection's outgoing buffer is nearly empty, and always writes pending
+//! responses and REPORTs first: a SEND is thus "interrupted" at chunk boundaries whenever other
+//! traffic waits (RFC 4975 §7.1.1: "SEND requests larger than 2048 octets MUST be interrupted
+//! if the sender needs to send pending responses or REPORT requests").
+
+pub mod ranges;
+pub mod recv;
+pub mod send;
+pub mod transaction;
+pub mod wire;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+pub use recv::{IncomingSend, RecvCursor, RecvPolicy};
+pub use send::{MessageSpec, OutState, WriteError};
+pub use wire::{ByteRange, Continuation, FailureReport, StatusCode};
+
+use recv::{Receiver, RecvEffect};
+use send::OutMessage;
+use transaction::{Transaction, Transactions};
+
+/// A source of randomness supplied by the caller (the core reads no RNG itself).
+pub type RandomSource<'a> = &'a mut dyn FnMut(&mut [u8]);
+
+/// Characters of generated identifiers: ALPHANUM, a subset of RFC 4975 §9 `ident-char`.
+const IDENT_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A random identifier of `len` ALPHANUM characters (RFC 4975 §9 `ident` needs 4 to 32).
+///
+/// 16 characters carry about 95 bits, above the 64 bits of randomness RFC 4975 §7.1 requires
+/// for transaction ids.
+pub fn random_ident(rng: RandomSource<'_>, len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    rng(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| IDENT_ALPHABET[(*b as usize) % IDENT_ALPHABET.len()] as char)
+        .collect()
+}
+
+/// Session settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Largest chunk body we send (default 64 KiB).
+    pub max_chunk_size: usize,
+    /// Body bytes buffered per outgoing message before writes are refused (default two chunks).
+    pub send_window: usize,
+    /// Time to wait for the response to a `Failure-Report: yes` transaction (RFC 4975 §7.1.1:
+    /// 30 seconds).
+    pub transaction_timeout: Duration,
+    /// What we accept and how much.
+    pub recv: RecvPolicy,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            max_chunk_size: 64 * 1024,
+            send_window: 128 * 1024,
+            transaction_timeout: Duration::from_secs(30),
+            recv: RecvPolicy::default(),
+        }
+    }
+}
+
+/// A request the session wants written on its connection. The connection adds To-Path and
+/// From-Path (the session's paths) and serialises it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutRequest {
+    /// One chunk of a message.
+    Send(SendChunk),
+    /// A REPORT.
+    Report(ReportRequest),
+}
+
+/// A SEND request carrying one chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendChunk {
+    /// Fresh transaction id.
+    pub transaction_id: String,
+    /// The message's Message-ID.
+    pub message_id: String,
+    /// Position of the chunk.
+    pub byte_range: ByteRange,
+    /// Content-Type; `None` for a bodiless SEND.
+    pub content_type: Option<String>,
+    /// `Success-Report: yes` (written only when true: "no" is the default).
+    pub success_report: bool,
+    /// `Failure-Report` (written only when not `yes`, the default).
+    pub failure_report: FailureReport,
+    /// The chunk's body.
+    pub body: Vec<u8>,
+    /// End-line flag.
+    pub flag: Continuation,
+}
+
+/// A REPORT request (RFC 4975 §7.1.2): never has Success-Report or Failure-Report headers and
+/// gets no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRequest {
+    /// Fresh transaction id.
+    pub transaction_id: String,
+    /// Message-ID of the message reported on.
+    pub message_id: String,
+    /// The bytes reported on.
+    pub byte_range: ByteRange,
+    /// `Status: 000 <code>`.
+    pub status: StatusCode,
+}
+
+/// Something the application should know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// The outgoing message's buffer has room again: write more of its body.
+    SendReady {
+        /// Message-ID.
+        message_id: String,
+    },
+    /// Every chunk of the message went out and, with `Failure-Report: yes`, got a 200.
+    MessageSent {
+        /// Message-ID.
+        message_id: String,
+    },
+    /// Success REPORTs covered the whole message (it was asked with `Success-Report: yes`).
+    MessageDelivered {
+        /// Message-ID.
+        message_id: String,
+    },
+    /// A success REPORT covered part of the message.
+    DeliveryProgress {
+        /// Message-ID.
+        message_id: String,
+        /// Bytes confirmed so far.
+        confirmed: u64,
+    },
+    /// The message failed: an error response or failure REPORT, a transaction timeout (408),
+    /// or the session ended before it was confirmed. No more chunks of it are sent.
+    MessageFailed {
+        /// Message-ID.
+        message_id: String,
+        /// Why, as an MSRP status (408 for a local timeout).
+        status: StatusCode,
+        /// A description.
+        reason: String,
+    },
+    /// A message starts arriving.
+    IncomingMessage {
+        /// Message-ID.
+        message_id: String,
+        /// Its Content-Type.
+        content_type: Option<String>,
+        /// Its size, if the sender gave it.
+        total: Option<u64>,
+    },
+    /// Body bytes of an incoming message at a 0-based offset. Overlapping ranges may come
+    /// (a resent chunk); the later data takes precedence (RFC 4975 §7.3.1).
+    IncomingData {
+        /// Message-ID.
+        message_id: String,
+        /// Offset of `data[0]`.
+        offset: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// All bytes of an incoming message arrived.
+    IncomingComplete {
+        /// Message-ID.
+        message_id: String,
+        /// Size.
+        size: u64,
+    },
+    /// An incoming message will not complete.
+    IncomingAborted {
+        /// Message-ID.
+        message_id: String,
+        /// Bytes received.
+        received: u64,
+        /// Why (sender's `#`, our refusal, connection loss).
+        reason: String,
+    },
+}
+
+/// Something that ends the session, noticed while processing (for the endpoint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fatal {
+    /// The status that caused it.
+    pub status: StatusCode,
+    /// Description.
+    pub reason: String,
+}
+
+/// One MSRP session's message logic.
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    out: HashMap<String, OutMessage>,
+    /// Messages that may have chunks to cut, in round-robin order.
+    rr: VecDeque<String>,
+    reports: VecDeque<(String, ByteRange, StatusCode)>,
+    transactions: Transactions,
+    receiver: Receiver,
+    events: VecDeque<SessionEvent>,
+    fatal: Option<Fatal>,
+}
+
+impl Session {
+    /// A new session.
+    pub fn new(config: SessionConfig) -> Self {
+        let receiver = Receiver::new(config.recv.clone());
+        Session {
+            config,
+            out: HashMap::new(),
+            rr: VecDeque::new(),
+            reports: VecDeque::new(),
+            transactions: Transactions::default(),
+            receiver,
+            events: VecDeque::new(),
+            fatal: None,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    // ---- application commands ----------------------------------------------------------
+
+    /// Queues a message. The Message-ID must be unique (RFC 4975 §7.1.1: "highly unlikely to
+    /// be repeated"); use [`random_ident`] to make one.
+    pub fn send(&mut self, message_id: String, spec: MessageSpec) -> Result<(), SendError> {
+        if self.out.contains_key(&message_id) {
+            return Err(SendError::DuplicateMessageId);
+        }
+        if !valid_ident(&message_id) {
+            return Err(SendError::InvalidMessageId);
+        }
+        if spec.content_type.is_none() && spec.size != Some(0) {
+            return Err(SendError::BodilessWithSize);
+        }
+        self.rr.push_back(message_id.clone());
+        self.out
+            .insert(message_id.clone(), OutMessage::new(message_id, spec));
+        Ok(())
+    }
+
+    /// Writes body bytes of a queued message; returns how many were taken (fewer than given
+    /// when the send window is full: wait for [`SessionEvent::SendReady`]).
+    pub fn write(&mut self, message_id: &str, data: &[u8]) -> Result<usize, SendError> {
+        let window = self.config.send_window.max(self.config.max_chunk_size);
+        let m = self
+            .out
+            .get_mut(message_id)
+            .ok_or(SendError::UnknownMessage)?;
+        Ok(m.write(data, window)?)
+    }
+
+    /// Bytes [`write`](Self::write) would take now.
+    pub fn write_capacity(&self, message_id: &str) -> usize {
+        let window = self.config.send_window.max(self.config.max_chunk_size);
+        self.out.get(message_id).map_or(0, |m| m.capacity(window))
+    }
+
+    /// The body is complete. With a declared size, finishing short of it aborts the message.
+    pub fn finish(&mut self, message_id: &str) -> Result<(), SendError> {
+        let m = self
+            .out
+            .get_mut(message_id)
+            .ok_or(SendError::UnknownMessage)?;
+        if !m.finish() {
+            let declared = m.spec.size.unwrap_or(0);
+            let written = m.written();
+            self.fail(
+                message_id,
+                StatusCode::BAD_REQUEST,
+                format!("body finished after {written} of {declared} declared bytes"),
+                FailAction::Abort,
+            );
+        }
+        Ok(())
+    }
+
+    /// Aborts a message (RFC 4975 §7.1: the `#` flag). Already-sent chunks stay sent.
+    pub fn abort(&mut self, message_id: &str) -> Result<(), SendError> {
+        if !self.out.contains_key(message_id) {
+            return Err(SendError::UnknownMessage);
+        }
+        self.fail(
+            message_id,
+            StatusCode::BAD_REQUEST,
+            "aborted by the application".into(),
+            FailAction::Abort,
+        );
+        Ok(())
+    }
+
+    /// State of an outgoing message, if still tracked.
+    pub fn message_state(&self, message_id: &str) -> Option<OutState> {
+        self.out.get(message_id).map(|m| m.state)
+    }
+
+    // ---- output ------------------------------------------------------------------------
+
+    /// True when [`poll_request`](Self::poll_request) would return something.
+    pub fn wants_to_send(&self) -> bool {
+        !self.reports.is_empty()
+            || self.rr.iter().any(|id| {
+                self.out
+                    .get(id)
+                    .is_some_and(|m| m.ready(self.config.max_chunk_size))
+            })
+    }
+
+    /// The next request to write: REPORTs first, then the next chunk in round-robin order.
+    /// `now` starts the chunk's transaction timer.
+    pub fn poll_request(&mut self, now: Instant, rng: RandomSource<'_>) -> Option<OutRequest> {
+        if let Some((message_id, byte_range, status)) = self.reports.pop_front() {
+            let transaction_id = self.new_tid(rng, &[]);
+            return Some(OutRequest::Report(ReportRequest {
+                transaction_id,
+                message_id,
+                byte_range,
+                status,
+            }));
+        }
+        let max = self.config.max_chunk_size.max(1);
+        for _ in 0..self.rr.len() {
+            let id = self.rr.pop_front()?;
+            let Some(m) = self.out.get_mut(&id) else {
+                continue;
+            };
+            if !m.ready(max) {
+                if matches!(m.state, OutState::Sending | OutState::Aborting) {
+                    self.rr.push_back(id);
+                }
+                continue;
+            }
+            let had_no_room = m.blocked;
+            let chunk = m.cut(max).expect("ready message yields a chunk");
+            let window = self.config.send_window.max(max);
+            if had_no_room && m.capacity(window) > 0 {
+                m.blocked = false;
+                self.events.push_back(SessionEvent::SendReady {
+                    message_id: id.clone(),
+                });
+            }
+            let spec = m.spec.clone();
+            let state = m.state;
+            if matches!(state, OutState::Sending | OutState::Aborting) {
+                self.rr.push_back(id.clone());
+            }
+            let transaction_id = self.new_tid(rng, &chunk.body);
+            if spec.failure_report != FailureReport::No {
+                self.transactions.insert(
+                    transaction_id.clone(),
+                    Transaction {
+                        message_id: id.clone(),
+                        offset: chunk.byte_range.start - 1,
+                        len: chunk.body.len() as u64,
+                        failure_report: spec.failure_report,
+                        deadline: now + self.config.transaction_timeout,
+                    },
+                );
+            }
+            let req = SendChunk {
+                transaction_id,
+                message_id: id.clone(),
+                byte_range: chunk.byte_range,
+                content_type: spec.content_type.clone(),
+                success_report: spec.success_report,
+                failure_report: spec.failure_report,
+                body: chunk.body,
+                flag: chunk.flag,
+            };
+            match state {
+                OutState::Sent => self.check_sent(&id),
+                OutState::Stopped => {
+                    self.out.remove(&id);
+                }
+                _ => {}
+            }
+            return Some(OutRequest::Send(req));
+        }
+        None
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.drain_receiver();
+        self.events.pop_front()
+    }
+
+    /// Something that ends the session, if one happened (taken once).
+    pub fn take_fatal(&mut self) -> Option<Fatal> {
+        self.fatal.take()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.transactions.next_deadline()
+    }
+
+    // ---- input -------------------------------------------------------------------------
+
+    /// Time passed: expired `Failure-Report: yes` transactions fail their message with 408
+    /// (RFC 4975 §7.1.1: "the element MUST inform the user that the request probably failed";
+    /// §10.4: a 408 is treated like a local timeout).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for (_, tx) in self.transactions.expire(now) {
+            if tx.failure_report == FailureReport::Yes {
+                let secs = self.config.transaction_timeout.as_secs_f64();
+                self.fail(
+                    &tx.message_id,
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "no response to the chunk at byte {} within {secs} s",
+                        tx.offset + 1
+                    ),
+                    FailAction::Abort,
+                );
+            }
+        }
+    }
+
+    /// A response to one of our requests. Returns false when the transaction id is unknown
+    /// (late or foreign responses are ignored).
+    pub fn handle_response(&mut self, transaction_id: &str, status: StatusCode) -> bool {
+        let Some(tx) = self.transactions.complete(transaction_id) else {
+            return false;
+        };
+        if status.is_success() {
+            self.check_sent(&tx.message_id);
+        } else {
+            self.handle_failure_status(&tx.message_id, status, "response");
+        }
+        true
+    }
+
+    /// A REPORT about one of our messages (RFC 4975 §7.3.2). Unknown Message-IDs are ignored
+    /// (RFC 4975 §7.1.2: "SHOULD silently ignore"). `byte_range` absent means the whole message.
+    pub fn handle_report(
+        &mut self,
+        message_id: &str,
+        byte_range: Option<ByteRange>,
+        status: StatusCode,
+    ) {
+        let Some(m) = self.out.get_mut(message_id) else {
+            return;
+        };
+        if !status.is_success() {
+            // RFC 4975 §7.3.2: a failure REPORT is interpreted like the matching response;
+            // "When an endpoint that sent a SEND request receives a failure REPORT indicating
+            // that a particular byte range was not received, it MUST treat the session as
+            // failed." A 413 or 415 refuses the message, not the session.
+            self.handle_failure_status(message_id, status, "REPORT");
+            if !matches!(
+                status,
+                StatusCode::MESSAGE_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            ) && self.fatal.is_none()
+            {
+                self.fatal = Some(Fatal {
+                    status,
+                    reason: format!("failure REPORT {status} for message {message_id}"),
+                });
+            }
+            return;
+        }
+        if !m.spec.success_report {
+            return;
+        }
+        let (start, end) = match byte_range {
+            Some(r) => (
+                r.start.saturating_sub(1),
+                r.end.or(r.total).or(m.total()).unwrap_or(r.start - 1),
+            ),
+            None => (0, m.total().unwrap_or(0)),
+        };
+        m.success.insert(start, end);
+        let confirmed = m.success.covered();
+        match m.total() {
+            Some(t) if m.success.covers_prefix(t) && m.state == OutState::Sent => {
+                self.events.push_back(SessionEvent::MessageDelivered {
+                    message_id: message_id.to_string(),
+                });
+                self.out.remove(message_id);
+                self.transactions.forget_message(message_id);
+            }
+            _ => self.events.push_back(SessionEvent::DeliveryProgress {
+                message_id: message_id.to_string(),
+                confirmed,
+            }),
+        }
+    }
+
+    /// The head of a received SEND; keep the cursor until the end-line.
+    pub fn recv_head(&mut self, h: &IncomingSend) -> RecvCursor {
+        self.receiver.head(h)
+    }
+
+    /// Body bytes of the SEND being received.
+    pub fn recv_body(&mut self, c: &mut RecvCursor, data: &[u8]) {
+        self.receiver.body(c, data);
+    }
+
+    /// The end-line of the SEND being received; returns the response status to send, if any.
+    pub fn recv_end(&mut self, c: RecvCursor, flag: Continuation) -> Option<StatusCode> {
+        self.receiver.end(c, flag)
+    }
+
+    /// The session is over (connection lost, closed by the application or the peer): every
+    /// unfinished message fails, every incomplete incoming message is aborted, and messages
+    /// still awaiting a success report are reported (RFC 4975 §7.1.1: "if the success report
+    /// has not been received by the time the session is ended, the device SHOULD inform the
+    /// user").
+    pub fn close(&mut self, reason: &str) {
+        let mut ids: Vec<String> = self.out.keys().cloned().collect();
+        ids.sort();
+        for id in ids {
+            let m = &self.out[&id];
+            let unconfirmed = m.state != OutState::Sent
+                || self.transactions.awaiting(&id) > 0
+                || m.spec.success_report;
+            if unconfirmed && !m.failed {
+                self.events.push_back(SessionEvent::MessageFailed {
+                    message_id: id.clone(),
+                    status: StatusCode::REQUEST_TIMEOUT,
+                    reason: format!("session ended before delivery was confirmed: {reason}"),
+                });
+            }
+        }
+        self.out.clear();
+        self.rr.clear();
+        self.reports.clear();
+        self.transactions.drain();
+        self.receiver.abort_all(reason);
+        self.drain_receiver();
+    }
+
+    // ---- internals ---------------------------------------------------------------------
+
+    fn new_tid(&self, rng: RandomSource<'_>, body: &[u8]) -> String {
+        loop {
+            let tid = random_ident(&mut *rng, 16);
+            // RFC 4975 §7.1: the id MUST NOT collide with a current transaction, and the
+            // end-line MUST NOT appear in the body (else choose a new id).
+            if self.transactions.contains(&tid) {
+                continue;
+            }
+            let mut line = Vec::with_capacity(23);
+            line.extend_from_slice(b"-------");
+            line.extend_from_slice(tid.as_bytes());
+            if memchr::memmem::find(body, &line).is_some() {
+                continue;
+            }
+            return tid;
+        }
+    }
+
+    /// Reports "sent" once every chunk went out and every `yes` transaction got its 200; the
+    /// message is forgotten unless a success report is still awaited.
+    fn check_sent(&mut self, message_id: &str) {
+        let Some(m) = self.out.get_mut(message_id) else {
+            return;
+        };
+        if m.state != OutState::Sent || m.failed || m.sent_reported {
+            return;
+        }
+        if self.transactions.awaiting(message_id) > 0 {
+            return;
+        }
+        m.sent_reported = true;
+        self.events.push_back(SessionEvent::MessageSent {
+            message_id: message_id.to_string(),
+        });
+        if !m.spec.success_report {
+            self.out.remove(message_id);
+            self.transactions.forget_message(message_id);
+        }
+    }
+
+    fn handle_failure_status(&mut self, message_id: &str, status: StatusCode, via: &str) {
+        let action = match status {
+            // RFC 4975 §10.5: after a 413 the sender "MUST NOT send any further chunks".
+            StatusCode::MESSAGE_TOO_LARGE => FailAction::Stop,
+            _ => FailAction::Abort,
+        };
+        let reason = match status {
+            StatusCode::REQUEST_TIMEOUT => "the peer or a relay timed out".to_string(),
+            StatusCode::MESSAGE_TOO_LARGE => "the peer refused the message (too large)".to_string(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                "the peer does not accept the content type".to_string()
+            }
+            StatusCode::SESSION_DOES_NOT_EXIST => "the peer does not know the session".to_string(),
+            StatusCode::WRONG_CONNECTION => {
+                "the peer has the session bound to another connection".to_string()
+            }
+            s => format!("the peer answered {s}"),
+        };
+        self.fail(message_id, status, format!("{reason} ({via})"), action);
+        // RFC 4975 §10.8: 481 "The sender should terminate the session"; §10.10: 506 "cease
+        // sending messages for that session on this connection".
+        if matches!(
+            status,
+            StatusCode::SESSION_DOES_NOT_EXIST | StatusCode::WRONG_CONNECTION
+        ) && self.fatal.is_none()
+        {
+            self.fatal = Some(Fatal {
+                status,
+                reason: format!("{reason} ({via} {status})"),
+            });
+        }
+    }
+
+    fn fail(&mut self, message_id: &str, status: StatusCode, reason: String, action: FailAction) {
+        let Some(m) = self.out.get_mut(message_id) else {
+            return;
+        };
+        match action {
+            // RFC 4975 §7.3.2: a failure for a chunk being delivered aborts the message with "#".
+            FailAction::Abort => m.abort(),
+            FailAction::Stop => m.stop(),
+        }
+        if !m.failed {
+            m.failed = true;
+            self.events.push_back(SessionEvent::MessageFailed {
+                message_id: message_id.to_string(),
+                status,
+                reason,
+            });
+        }
+        let keep = m.state == OutState::Aborting;
+        if !keep {
+            self.out.remove(message_id);
+            self.rr.retain(|id| id != message_id);
+        }
+        self.transactions.forget_message(message_id);
+    }
+
+    fn drain_receiver(&mut self) {
+        for e in self.receiver.take_effects() {
+            match e {
+                RecvEffect::Started {
+                    message_id,
+                    content_type,
+                    total,
+                } => self.events.push_back(SessionEvent::IncomingMessage {
+                    message_id,
+                    content_type,
+                    total,
+                }),
+                RecvEffect::Data {
+                    message_id,
+                    offset,
+                    data,
+                } => self.events.push_back(SessionEvent::IncomingData {
+                    message_id,
+                    offset,
+                    data,
+                }),
+                RecvEffect::Complete { message_id, size } => self
+                    .events
+                    .push_back(SessionEvent::IncomingComplete { message_id, size }),
+                RecvEffect::Aborted {
+                    message_id,
+                    received,
+                    reason,
+                } => self.events.push_back(SessionEvent::IncomingAborted {
+                    message_id,
+                    received,
+                    reason,
+                }),
+                RecvEffect::SuccessReport {
+                    message_id,
+                    byte_range,
+                } => self
+                    .reports
+                    .push_back((message_id, byte_range, StatusCode::OK)),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailAction {
+    Abort,
+    Stop,
+}
+
+/// Why a send command was refused (the application's mistake).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// A message with this Message-ID is already queued.
+    #[error("a message with this Message-ID is already being sent")]
+    DuplicateMessageId,
+    /// The Message-ID is not an RFC 4975 §9 `ident`.
+    #[error("Message-ID must be 4 to 32 characters of ALPHANUM . - + % = starting with ALPHANUM")]
+    InvalidMessageId,
+    /// A bodiless message must have size 0.
+    #[error("a bodiless message has size 0")]
+    BodilessWithSize,
+    /// No such message (finished, failed or never queued).
+    #[error("no such outgoing message")]
+    UnknownMessage,
+    /// A body write was refused.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// RFC 4975 §9: `ident = ALPHANUM 3*31ident-char`.
+pub fn valid_ident(s: &str) -> bool {
+    let b = s.as_bytes();
+    (4..=32).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+' | b'%' | b'='))
+}
+
+#[cfg(test)]
+mod tests;
