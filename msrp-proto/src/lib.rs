@@ -8,5 +8,6 @@
 #![forbid(unsafe_code)]
 
 pub mod fingerprint;
+pub mod relay;
 pub mod session;
 pub mod uri;

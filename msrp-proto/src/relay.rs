@@ -1,0 +1,12 @@
+//! MSRP relays (RFC 4976).
+//!
+//! - [`digest`]: HTTP Digest authentication for the AUTH method (RFC 4976 §5.1, §9.1; RFC 7616;
+//!   RFC 2617): challenge and credential parsing and printing, the client response, and the
+//!   relay side (stateless nonces with integrity and expiry, nonce-count replay checks).
+//! - [`users`]: the relay's credentials file, which stores HA1 hashes, never passwords.
+//!
+//! Everything here is sans-IO: randomness and the current time are inputs supplied by the
+//! caller.
+
+pub mod digest;
+pub mod users;
