@@ -10,4 +10,5 @@
 pub mod fingerprint;
 pub mod relay;
 pub mod session;
+pub mod stun;
 pub mod uri;
