@@ -7,4 +7,5 @@ pub use rustls;
 /// The tokio-rustls version of the streams [`tls`] returns.
 pub use tokio_rustls;
 
+pub mod stun;
 pub mod tls;
