@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fingerprint;
+pub mod message;
 pub mod relay;
 pub mod session;
 pub mod stun;

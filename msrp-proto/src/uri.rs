@@ -256,6 +256,59 @@ impl MsrpUri {
 
     /// Parses an MSRP URI.
     pub fn parse(s: &str) -> Result<Self, UriError> {
+        let parts = UriParts::parse(s)?;
+        let mut params = Vec::new();
+        if !parts.params.is_empty() {
+            for p in parts.params.split(';') {
+                let (name, value) = match p.split_once('=') {
+                    Some((n, v)) => (n, Some(v)),
+                    None => (p, None),
+                };
+                params.push((name.to_string(), value.map(str::to_string)));
+            }
+        }
+        Ok(MsrpUri {
+            scheme: parts.scheme,
+            userinfo: parts.userinfo.map(str::to_string),
+            host: match parts.host {
+                HostPart::Name(n) => Host::Name(n.to_string()),
+                HostPart::Ip(h) => h,
+            },
+            port: parts.port,
+            session_id: parts.session_id.map(str::to_string),
+            transport: parts.transport.to_string(),
+            params,
+        })
+    }
+
+    /// Checks that `s` is a valid MSRP URI without allocating: `validate(s).is_ok()` exactly
+    /// when `parse(s).is_ok()`, with the same error. The message parser uses it to check
+    /// To-Path, From-Path and Use-Path values cheaply (RFC 4975 §9).
+    pub fn validate(s: &str) -> Result<(), UriError> {
+        UriParts::parse(s).map(|_| ())
+    }
+}
+
+/// Host as borrowed from the URI text.
+enum HostPart<'a> {
+    Name(&'a str),
+    Ip(Host),
+}
+
+/// A syntactically valid URI, borrowed from its text (no allocation).
+struct UriParts<'a> {
+    scheme: Scheme,
+    userinfo: Option<&'a str>,
+    host: HostPart<'a>,
+    port: Option<u16>,
+    session_id: Option<&'a str>,
+    transport: &'a str,
+    /// Everything after the transport's `;` (validated), or empty.
+    params: &'a str,
+}
+
+impl<'a> UriParts<'a> {
+    fn parse(s: &'a str) -> Result<Self, UriError> {
         if s.is_empty() {
             return Err(UriError::Empty);
         }
@@ -287,7 +340,7 @@ impl MsrpUri {
                 if ui.is_empty() || !valid_pct_text(ui, b"") {
                     return Err(UriError::BadUserinfo);
                 }
-                (Some(ui.to_string()), &authority[at + 1..])
+                (Some(ui), &authority[at + 1..])
             }
             None => (None, authority),
         };
@@ -301,7 +354,7 @@ impl MsrpUri {
             } else {
                 Some(after.strip_prefix(':').ok_or(UriError::BadHost)?)
             };
-            (Host::V6(addr), port)
+            (HostPart::Ip(Host::V6(addr)), port)
         } else {
             let (h, p) = match hostport.rfind(':') {
                 Some(c) => (&hostport[..c], Some(&hostport[c + 1..])),
@@ -311,8 +364,8 @@ impl MsrpUri {
                 return Err(UriError::BadHost);
             }
             let host = match h.parse::<Ipv4Addr>() {
-                Ok(a) => Host::V4(a),
-                Err(_) => Host::Name(h.to_string()),
+                Ok(a) => HostPart::Ip(Host::V4(a)),
+                Err(_) => HostPart::Name(h),
             };
             (host, p)
         };
@@ -325,7 +378,7 @@ impl MsrpUri {
                 Some(p.parse::<u16>().map_err(|_| UriError::BadPort)?)
             }
         };
-        if port.is_none() && host.ip().is_some() {
+        if port.is_none() && matches!(host, HostPart::Ip(_)) {
             return Err(UriError::IpWithoutPort);
         }
 
@@ -336,19 +389,20 @@ impl MsrpUri {
                 return Err(UriError::BadSessionId);
             }
             rest = &r[end..];
-            Some(sid.to_string())
+            Some(sid)
         } else {
             None
         };
 
         let r = rest.strip_prefix(';').ok_or(UriError::MissingTransport)?;
-        let mut parts = r.split(';');
-        let transport = parts.next().unwrap_or("");
+        let (transport, params) = r.split_once(';').unwrap_or((r, ""));
         if transport.is_empty() || !transport.bytes().all(|c| c.is_ascii_alphanumeric()) {
             return Err(UriError::BadTransport);
         }
-        let mut params = Vec::new();
-        for p in parts {
+        if r.len() > transport.len() && params.is_empty() {
+            return Err(UriError::BadParameter);
+        }
+        for p in params.split(';').filter(|_| !params.is_empty()) {
             let (name, value) = match p.split_once('=') {
                 Some((n, v)) => (n, Some(v)),
                 None => (p, None),
@@ -361,20 +415,21 @@ impl MsrpUri {
                     return Err(UriError::BadParameter);
                 }
             }
-            params.push((name.to_string(), value.map(str::to_string)));
         }
 
-        Ok(MsrpUri {
+        Ok(UriParts {
             scheme,
             userinfo,
             host,
             port,
             session_id,
-            transport: transport.to_string(),
+            transport,
             params,
         })
     }
+}
 
+impl MsrpUri {
     /// True for `msrps:` URIs (the connection MUST use TLS, RFC 4975 §6).
     pub fn is_secure(&self) -> bool {
         self.scheme.is_secure()

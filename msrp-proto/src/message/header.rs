@@ -1,0 +1,635 @@
+//! Header names and typed header values (RFC 4975 §9, RFC 4976 §7).
+//!
+//! A [`MessageHead`](super::MessageHead) keeps each header's text exactly as received (so
+//! writing it back reproduces the bytes) and checks every known header's syntax when it is
+//! parsed or added. The typed views here are computed from that checked text on access.
+
+use super::error::MessageError;
+use super::range::ByteRange;
+use super::status::StatusCode;
+use super::Limits;
+use crate::uri::{is_token_char, MsrpUri};
+use std::fmt;
+
+/// The headers RFC 4975 and RFC 4976 define, plus the two catch-alls.
+///
+/// Header names compare case-insensitively (RFC 4975 §9: ABNF strings are case-insensitive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum HeaderKind {
+    /// `To-Path` (RFC 4975 §9).
+    ToPath,
+    /// `From-Path` (RFC 4975 §9).
+    FromPath,
+    /// `Message-ID` (RFC 4975 §9).
+    MessageId,
+    /// `Success-Report` (RFC 4975 §9).
+    SuccessReport,
+    /// `Failure-Report` (RFC 4975 §9).
+    FailureReport,
+    /// `Byte-Range` (RFC 4975 §9).
+    ByteRange,
+    /// `Status` (RFC 4975 §9).
+    Status,
+    /// `Content-Type` (RFC 4975 §9).
+    ContentType,
+    /// `Content-ID` (RFC 2045, via RFC 4975 §9 `Other-Mime-header`).
+    ContentId,
+    /// `Content-Description` (RFC 2045).
+    ContentDescription,
+    /// `Content-Disposition` (RFC 2183).
+    ContentDisposition,
+    /// Any other `Content-*` header (RFC 2045 `mime-extension-field`).
+    OtherMime,
+    /// `Use-Path` (RFC 4976 §4.2).
+    UsePath,
+    /// `WWW-Authenticate` (RFC 4976 §4.3).
+    WwwAuthenticate,
+    /// `Authorization` (RFC 4976 §4.4).
+    Authorization,
+    /// `Authentication-Info` (RFC 4976 §4.5).
+    AuthenticationInfo,
+    /// `Expires` (RFC 4976 §4.6).
+    Expires,
+    /// `Min-Expires` (RFC 4976 §4.6).
+    MinExpires,
+    /// `Max-Expires` (RFC 4976 §4.6).
+    MaxExpires,
+    /// Any other header (RFC 4975 §9 `ext-header`), kept in order.
+    Extension,
+}
+
+impl HeaderKind {
+    /// Classifies a header name (case-insensitively).
+    pub fn from_name(name: &[u8]) -> HeaderKind {
+        let eq = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
+        match name.len() {
+            6 if eq("Status") => HeaderKind::Status,
+            7 if eq("To-Path") => HeaderKind::ToPath,
+            7 if eq("Expires") => HeaderKind::Expires,
+            8 if eq("Use-Path") => HeaderKind::UsePath,
+            9 if eq("From-Path") => HeaderKind::FromPath,
+            10 if eq("Message-ID") => HeaderKind::MessageId,
+            10 if eq("Byte-Range") => HeaderKind::ByteRange,
+            10 if eq("Content-ID") => HeaderKind::ContentId,
+            11 if eq("Min-Expires") => HeaderKind::MinExpires,
+            11 if eq("Max-Expires") => HeaderKind::MaxExpires,
+            12 if eq("Content-Type") => HeaderKind::ContentType,
+            13 if eq("Authorization") => HeaderKind::Authorization,
+            14 if eq("Success-Report") => HeaderKind::SuccessReport,
+            14 if eq("Failure-Report") => HeaderKind::FailureReport,
+            16 if eq("WWW-Authenticate") => HeaderKind::WwwAuthenticate,
+            19 if eq("Content-Description") => HeaderKind::ContentDescription,
+            19 if eq("Content-Disposition") => HeaderKind::ContentDisposition,
+            19 if eq("Authentication-Info") => HeaderKind::AuthenticationInfo,
+            n if n > 8 && name[..8].eq_ignore_ascii_case(b"Content-") => HeaderKind::OtherMime,
+            _ => HeaderKind::Extension,
+        }
+    }
+
+    /// The canonical spelling (as in the RFCs); `None` for the catch-alls.
+    pub fn canonical_name(self) -> Option<&'static str> {
+        Some(match self {
+            HeaderKind::ToPath => "To-Path",
+            HeaderKind::FromPath => "From-Path",
+            HeaderKind::MessageId => "Message-ID",
+            HeaderKind::SuccessReport => "Success-Report",
+            HeaderKind::FailureReport => "Failure-Report",
+            HeaderKind::ByteRange => "Byte-Range",
+            HeaderKind::Status => "Status",
+            HeaderKind::ContentType => "Content-Type",
+            HeaderKind::ContentId => "Content-ID",
+            HeaderKind::ContentDescription => "Content-Description",
+            HeaderKind::ContentDisposition => "Content-Disposition",
+            HeaderKind::UsePath => "Use-Path",
+            HeaderKind::WwwAuthenticate => "WWW-Authenticate",
+            HeaderKind::Authorization => "Authorization",
+            HeaderKind::AuthenticationInfo => "Authentication-Info",
+            HeaderKind::Expires => "Expires",
+            HeaderKind::MinExpires => "Min-Expires",
+            HeaderKind::MaxExpires => "Max-Expires",
+            HeaderKind::OtherMime | HeaderKind::Extension => return None,
+        })
+    }
+
+    /// True for MIME headers (`Content-*`), which RFC 4975 §7.1 allows only with a body.
+    pub fn is_mime(self) -> bool {
+        matches!(
+            self,
+            HeaderKind::ContentType
+                | HeaderKind::ContentId
+                | HeaderKind::ContentDescription
+                | HeaderKind::ContentDisposition
+                | HeaderKind::OtherMime
+        )
+    }
+
+    /// True for headers that may appear at most once in a message.
+    pub fn is_single(self) -> bool {
+        !matches!(
+            self,
+            HeaderKind::WwwAuthenticate
+                | HeaderKind::Authorization
+                | HeaderKind::AuthenticationInfo
+                | HeaderKind::OtherMime
+                | HeaderKind::Extension
+                | HeaderKind::ContentId
+                | HeaderKind::ContentDescription
+                | HeaderKind::ContentDisposition
+        )
+    }
+
+    /// Bit for duplicate tracking.
+    pub(crate) fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+impl fmt::Display for HeaderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.canonical_name() {
+            Some(n) => f.write_str(n),
+            None if *self == HeaderKind::OtherMime => f.write_str("MIME extension"),
+            None => f.write_str("extension"),
+        }
+    }
+}
+
+/// `Failure-Report` values (RFC 4975 §7.1.1, §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureReport {
+    /// `yes`: report failures and send responses (the default).
+    Yes,
+    /// `no`: no responses, no failure reports.
+    No,
+    /// `partial`: only negative responses and failure reports.
+    Partial,
+}
+
+impl FailureReport {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReport::Yes => "yes",
+            FailureReport::No => "no",
+            FailureReport::Partial => "partial",
+        }
+    }
+}
+
+/// A `Status` header value (RFC 4975 §9: `namespace SP status-code [SP comment]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusHeader<'a> {
+    /// The namespace; `000` for RFC 4975 codes.
+    pub namespace: u16,
+    /// The status code.
+    pub code: StatusCode,
+    /// The optional comment.
+    pub comment: Option<&'a str>,
+}
+
+/// A `Content-Type` value (RFC 4975 §9 `media-type`), borrowed from the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentType<'a> {
+    raw: &'a str,
+    slash: usize,
+    type_end: usize,
+}
+
+impl<'a> ContentType<'a> {
+    fn new(raw: &'a str) -> Option<Self> {
+        let b = raw.as_bytes();
+        let slash = b.iter().position(|&c| c == b'/')?;
+        let type_end = b.iter().position(|&c| c == b';').unwrap_or(b.len());
+        Some(ContentType {
+            raw,
+            slash,
+            type_end,
+        })
+    }
+
+    /// The whole value as written.
+    pub fn as_str(&self) -> &'a str {
+        self.raw
+    }
+
+    /// `type/subtype` without parameters, as written (compare case-insensitively).
+    pub fn media_type(&self) -> &'a str {
+        self.raw[..self.type_end].trim_end()
+    }
+
+    /// The top-level type (`text` in `text/plain`).
+    pub fn type_(&self) -> &'a str {
+        &self.raw[..self.slash]
+    }
+
+    /// The subtype (`plain` in `text/plain`).
+    pub fn subtype(&self) -> &'a str {
+        self.raw[self.slash + 1..self.type_end].trim_end()
+    }
+
+    /// True when `type/subtype` equals `mt`, case-insensitively.
+    pub fn is(&self, mt: &str) -> bool {
+        self.media_type().eq_ignore_ascii_case(mt)
+    }
+
+    /// Parameters in order as `(name, value)`; a quoted value is returned with its quotes, a
+    /// parameter without `=` has an empty value.
+    pub fn params(&self) -> impl Iterator<Item = (&'a str, &'a str)> {
+        split_params(&self.raw[self.type_end..]).map(|p| {
+            let p = p.trim_matches([' ', '\t']);
+            match p.split_once('=') {
+                Some((n, v)) => (n.trim_end(), v.trim_start()),
+                None => (p, ""),
+            }
+        })
+    }
+
+    /// The value of parameter `name` (case-insensitive), surrounding quotes removed.
+    pub fn param(&self, name: &str) -> Option<&'a str> {
+        self.params()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| {
+                v.strip_prefix('"')
+                    .and_then(|v| v.strip_suffix('"'))
+                    .unwrap_or(v)
+            })
+    }
+}
+
+/// Splits `;p1=v1;p2="a;b"` into the parts between `;` outside quotes (skipping the empty
+/// part before the first `;`).
+fn split_params(s: &str) -> impl Iterator<Item = &str> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        // skip to after the next ';'
+        while i < b.len() && b[i] != b';' {
+            i += 1;
+        }
+        if i >= b.len() {
+            return None;
+        }
+        i += 1;
+        let start = i;
+        let mut quoted = false;
+        while i < b.len() {
+            match b[i] {
+                b'\\' if quoted => i += 1,
+                b'"' => quoted = !quoted,
+                b';' if !quoted => break,
+                _ => {}
+            }
+            i += 1;
+        }
+        let end = i.min(b.len());
+        Some(&s[start..end])
+    })
+}
+
+/// RFC 4975 §9 `ident = ALPHANUM 3*31ident-char`.
+pub fn is_ident(s: &[u8]) -> bool {
+    (4..=32).contains(&s.len())
+        && s[0].is_ascii_alphanumeric()
+        && s[1..].iter().all(|&c| is_ident_char(c))
+}
+
+/// RFC 4975 §9 `ident-char = ALPHANUM / "." / "-" / "+" / "%" / "="`.
+pub fn is_ident_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+' | b'%' | b'=')
+}
+
+/// Checks RFC 4975 §9 `hname = ALPHA *token`.
+pub(crate) fn check_name(name: &[u8]) -> Result<(), MessageError> {
+    match name.first() {
+        Some(c) if c.is_ascii_alphabetic() && name[1..].iter().all(|&c| is_token_char(c)) => Ok(()),
+        _ => Err(MessageError::InvalidHeaderName),
+    }
+}
+
+/// Checks the bytes of `utf8text` other than the UTF-8 encoding itself (checked once for the
+/// whole head): HTAB, printable ASCII and bytes >= 0x80; returns the offset of a bad byte.
+pub(crate) fn check_text(v: &[u8]) -> Result<(), (usize, MessageError)> {
+    for (i, &c) in v.iter().enumerate() {
+        if c < 0x20 && c != b'\t' || c == 0x7f {
+            let e = if c == 0 {
+                MessageError::NulByte
+            } else {
+                MessageError::ControlCharacter
+            };
+            return Err((i, e));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a space-separated list of MSRP URIs (RFC 4975 §9 To-Path, From-Path; RFC 4976 §7
+/// Use-Path): `MSRP-URI *( SP MSRP-URI )`.
+fn check_path(kind: HeaderKind, v: &[u8], limits: &Limits) -> Result<(), MessageError> {
+    let s = std::str::from_utf8(v).map_err(|_| MessageError::InvalidUtf8)?;
+    let mut n = 0;
+    for uri in s.split(' ') {
+        n += 1;
+        if n > limits.max_path_uris {
+            return Err(MessageError::TooManyUris {
+                header: kind,
+                limit: limits.max_path_uris,
+            });
+        }
+        MsrpUri::validate(uri).map_err(|error| MessageError::InvalidUri {
+            header: kind,
+            error,
+        })?;
+    }
+    Ok(())
+}
+
+fn parse_u32(v: &[u8]) -> Option<u32> {
+    if v.is_empty() || v.len() > 10 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = v.iter().fold(0u64, |a, &c| a * 10 + u64::from(c - b'0'));
+    u32::try_from(n).ok()
+}
+
+fn three_digits(v: &[u8]) -> Option<u16> {
+    if v.len() == 3 && v.iter().all(u8::is_ascii_digit) {
+        Some(v.iter().fold(0u16, |a, &c| a * 10 + u16::from(c - b'0')))
+    } else {
+        None
+    }
+}
+
+fn parse_status(v: &[u8]) -> Option<(u16, u16, Option<usize>)> {
+    if v.len() < 7 || v[3] != b' ' {
+        return None;
+    }
+    let ns = three_digits(&v[..3])?;
+    let code = three_digits(&v[4..7])?;
+    match v.len() {
+        7 => Some((ns, code, None)),
+        _ if v[7] == b' ' => Some((ns, code, Some(8))),
+        _ => None,
+    }
+}
+
+/// Checks a `media-type` (RFC 4975 §9), allowing optional whitespace around `;` and `=` as
+/// RFC 2045 does.
+fn check_content_type(v: &[u8]) -> bool {
+    let tok_end = |from: usize| {
+        let mut i = from;
+        // '/' (0x2F) is not a token character, so this stops at the type/subtype slash
+        while i < v.len() && is_token_char(v[i]) {
+            i += 1;
+        }
+        i
+    };
+    let t = tok_end(0);
+    if t == 0 || t >= v.len() || v[t] != b'/' {
+        return false;
+    }
+    let s = tok_end(t + 1);
+    if s == t + 1 {
+        return false;
+    }
+    let mut i = s;
+    let skip_ws = |mut i: usize| {
+        while i < v.len() && (v[i] == b' ' || v[i] == b'\t') {
+            i += 1;
+        }
+        i
+    };
+    loop {
+        i = skip_ws(i);
+        if i == v.len() {
+            return true;
+        }
+        if v[i] != b';' {
+            return false;
+        }
+        i = skip_ws(i + 1);
+        let n = tok_end(i);
+        if n == i {
+            return false;
+        }
+        i = skip_ws(n);
+        if i < v.len() && v[i] == b'=' {
+            i = skip_ws(i + 1);
+            if i < v.len() && v[i] == b'"' {
+                i += 1;
+                loop {
+                    if i >= v.len() {
+                        return false;
+                    }
+                    match v[i] {
+                        b'"' => break,
+                        b'\\' if i + 1 < v.len() && matches!(v[i + 1], b'\\' | b'"') => i += 2,
+                        b'\\' => return false,
+                        _ => i += 1,
+                    }
+                }
+                i += 1;
+            } else {
+                let e = tok_end(i);
+                if e == i {
+                    return false;
+                }
+                i = e;
+            }
+        }
+    }
+}
+
+/// Checks a header value of a known kind (RFC 4975 §9, RFC 4976 §7). `v` has already passed
+/// [`check_text`].
+pub(crate) fn check_value(kind: HeaderKind, v: &[u8], limits: &Limits) -> Result<(), MessageError> {
+    match kind {
+        HeaderKind::ToPath | HeaderKind::FromPath | HeaderKind::UsePath => {
+            check_path(kind, v, limits)
+        }
+        HeaderKind::MessageId => {
+            if is_ident(v) {
+                Ok(())
+            } else {
+                Err(MessageError::InvalidMessageId)
+            }
+        }
+        HeaderKind::SuccessReport => {
+            if v.eq_ignore_ascii_case(b"yes") || v.eq_ignore_ascii_case(b"no") {
+                Ok(())
+            } else {
+                Err(MessageError::InvalidReportValue(kind))
+            }
+        }
+        HeaderKind::FailureReport => match parse_failure_report(v) {
+            Some(_) => Ok(()),
+            None => Err(MessageError::InvalidReportValue(kind)),
+        },
+        HeaderKind::ByteRange => {
+            let s = std::str::from_utf8(v).map_err(|_| MessageError::InvalidUtf8)?;
+            ByteRange::parse(s)
+                .map(|_| ())
+                .map_err(MessageError::InvalidByteRange)
+        }
+        HeaderKind::Status => match parse_status(v) {
+            Some(_) => Ok(()),
+            None => Err(MessageError::InvalidStatusHeader),
+        },
+        HeaderKind::ContentType => {
+            if check_content_type(v) {
+                Ok(())
+            } else {
+                Err(MessageError::InvalidContentType)
+            }
+        }
+        HeaderKind::Expires | HeaderKind::MinExpires | HeaderKind::MaxExpires => {
+            match parse_u32(v) {
+                Some(_) => Ok(()),
+                None => Err(MessageError::InvalidExpires(kind)),
+            }
+        }
+        // Kept as checked utf8text: Content-ID, Content-Description, Content-Disposition,
+        // other MIME headers, WWW-Authenticate, Authorization, Authentication-Info (digest
+        // parsing belongs to the relay module), extension headers.
+        _ => Ok(()),
+    }
+}
+
+fn parse_failure_report(v: &[u8]) -> Option<FailureReport> {
+    if v.eq_ignore_ascii_case(b"yes") {
+        Some(FailureReport::Yes)
+    } else if v.eq_ignore_ascii_case(b"no") {
+        Some(FailureReport::No)
+    } else if v.eq_ignore_ascii_case(b"partial") {
+        Some(FailureReport::Partial)
+    } else {
+        None
+    }
+}
+
+// Typed views over checked values. They never fail on values that passed `check_value`; on
+// anything else they return `None`.
+
+pub(crate) fn view_uris(v: &str) -> Vec<MsrpUri> {
+    v.split(' ')
+        .filter_map(|u| MsrpUri::parse(u).ok())
+        .collect()
+}
+
+pub(crate) fn view_success(v: &str) -> Option<bool> {
+    if v.eq_ignore_ascii_case("yes") {
+        Some(true)
+    } else if v.eq_ignore_ascii_case("no") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+pub(crate) fn view_failure(v: &str) -> Option<FailureReport> {
+    parse_failure_report(v.as_bytes())
+}
+
+pub(crate) fn view_status(v: &str) -> Option<StatusHeader<'_>> {
+    let (namespace, code, comment) = parse_status(v.as_bytes())?;
+    Some(StatusHeader {
+        namespace,
+        code: StatusCode(code),
+        comment: comment.map(|i| &v[i..]),
+    })
+}
+
+pub(crate) fn view_content_type(v: &str) -> Option<ContentType<'_>> {
+    ContentType::new(v)
+}
+
+pub(crate) fn view_u32(v: &str) -> Option<u32> {
+    parse_u32(v.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_names_case_insensitively() {
+        assert_eq!(HeaderKind::from_name(b"to-path"), HeaderKind::ToPath);
+        assert_eq!(HeaderKind::from_name(b"MESSAGE-ID"), HeaderKind::MessageId);
+        assert_eq!(HeaderKind::from_name(b"Content-Foo"), HeaderKind::OtherMime);
+        assert_eq!(HeaderKind::from_name(b"Content-"), HeaderKind::Extension);
+        assert_eq!(HeaderKind::from_name(b"X-Thing"), HeaderKind::Extension);
+        assert_eq!(
+            HeaderKind::from_name(b"www-authenticate"),
+            HeaderKind::WwwAuthenticate
+        );
+        for k in [
+            HeaderKind::ToPath,
+            HeaderKind::FromPath,
+            HeaderKind::MessageId,
+            HeaderKind::SuccessReport,
+            HeaderKind::FailureReport,
+            HeaderKind::ByteRange,
+            HeaderKind::Status,
+            HeaderKind::ContentType,
+            HeaderKind::ContentId,
+            HeaderKind::ContentDescription,
+            HeaderKind::ContentDisposition,
+            HeaderKind::UsePath,
+            HeaderKind::WwwAuthenticate,
+            HeaderKind::Authorization,
+            HeaderKind::AuthenticationInfo,
+            HeaderKind::Expires,
+            HeaderKind::MinExpires,
+            HeaderKind::MaxExpires,
+        ] {
+            let n = k.canonical_name().unwrap();
+            assert_eq!(HeaderKind::from_name(n.as_bytes()), k);
+        }
+    }
+
+    #[test]
+    fn content_type_syntax_and_view() {
+        for ok in [
+            "text/plain",
+            "message/cpim",
+            "text/plain; charset=utf-8",
+            "text/plain;charset=\"utf-8\";x",
+            "multipart/mixed; boundary=\"a;b\\\"c\"",
+            "application/im-iscomposing+xml",
+        ] {
+            assert!(check_content_type(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            "text",
+            "text/",
+            "/plain",
+            "te xt/plain",
+            "text/plain;",
+            "text/plain; =x",
+            "text/plain; a=\"open",
+            "text/plain x",
+        ] {
+            assert!(!check_content_type(bad.as_bytes()), "{bad}");
+        }
+        let ct = ContentType::new("Text/Plain; charset=\"utf-8\"; format=flowed").unwrap();
+        assert_eq!(ct.media_type(), "Text/Plain");
+        assert!(ct.is("text/plain"));
+        assert_eq!(ct.type_(), "Text");
+        assert_eq!(ct.subtype(), "Plain");
+        assert_eq!(ct.param("CHARSET"), Some("utf-8"));
+        assert_eq!(ct.param("format"), Some("flowed"));
+        assert_eq!(ct.params().count(), 2);
+    }
+
+    #[test]
+    fn ident_rule() {
+        assert!(is_ident(b"a786hjs2"));
+        assert!(is_ident(b"abcd"));
+        assert!(!is_ident(b"abc"));
+        assert!(!is_ident(b"-abc"));
+        assert!(is_ident(&[b'a'; 32]));
+        assert!(!is_ident(&[b'a'; 33]));
+        assert!(!is_ident(b"ab cd"));
+    }
+}

@@ -1,0 +1,573 @@
+//! The incremental push parser (RFC 4975 §9 framing).
+//!
+//! See [`Parser`] for the contract.
+
+use super::error::{MessageError, ParseError};
+use super::head::{Entry, HeadChecker, MessageHead, Span, Start};
+use super::header::{self, is_ident, is_ident_char, HeaderKind};
+use super::{Continuation, Limits, Message, Method, StatusCode};
+use memchr::memmem::Finder;
+use std::sync::OnceLock;
+
+/// What follows `"-------" + tid` (RFC 4975 §9: `end-line = "-------" transact-id
+/// continuation-flag CRLF`). `+` is also an `ident-char`, so `"-------abcd+"` ends
+/// transaction `abcd` only when CRLF follows; otherwise it is part of a longer id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Tail {
+    /// Not enough bytes to decide.
+    Need,
+    /// A longer transaction id: not this transaction's end-line.
+    Other,
+    /// The end-line, with its flag.
+    End(Continuation),
+    /// A malformed end-line for this transaction: offset from the flag position and problem.
+    Bad(usize, MessageError),
+}
+
+pub(crate) fn classify_tail(s: &[u8]) -> Tail {
+    let Some(&c) = s.first() else {
+        return Tail::Need;
+    };
+    let flag = Continuation::from_byte(c);
+    if c == b'+' || flag.is_none() && is_ident_char(c) {
+        if flag.is_none() {
+            return Tail::Other;
+        }
+        return match s.get(1..3) {
+            None if s[1..] == b"\r\n"[..s.len() - 1] => Tail::Need,
+            Some(b"\r\n") => Tail::End(Continuation::More),
+            _ => Tail::Other,
+        };
+    }
+    let Some(flag) = flag else {
+        return Tail::Bad(0, MessageError::InvalidContinuationFlag);
+    };
+    match s.get(1..3) {
+        None if s[1..] == b"\r\n"[..s.len() - 1] => Tail::Need,
+        Some(b"\r\n") => Tail::End(flag),
+        _ => Tail::Bad(1, MessageError::MalformedEndLine),
+    }
+}
+
+/// The part of the end-line the body scan looks for (RFC 4975 §7.1: the end-line after a
+/// body is preceded by CRLF).
+const END_PREFIX: &[u8] = b"\r\n-------";
+
+fn end_finder() -> &'static Finder<'static> {
+    static F: OnceLock<Finder<'static>> = OnceLock::new();
+    F.get_or_init(|| Finder::new(END_PREFIX))
+}
+
+/// RFC 4975 §7.1: non-SEND request bodies "MUST NOT be larger than 10240 octets".
+const NON_SEND_MAX_BODY: u64 = 10240;
+
+/// Longest head the parser accepts whatever the limits say (spans are 32-bit).
+const HEAD_CLAMP: usize = 16 * 1024 * 1024;
+
+/// What the parser produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event<'b> {
+    /// The start line and headers are complete. `body` tells whether a body (possibly empty)
+    /// follows; `Body` events, if any, then `End` come next.
+    Head {
+        /// The head.
+        head: MessageHead,
+        /// Whether a body follows (RFC 4975 §7.1: bodiless requests and requests with an
+        /// empty body are distinct).
+        body: bool,
+    },
+    /// Some body bytes, borrowed from the buffer given to [`Parser::parse`].
+    Body(&'b [u8]),
+    /// The end-line; the message is complete.
+    End(Continuation),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Head,
+    Body,
+    EndLine,
+}
+
+/// Incremental MSRP message parser.
+///
+/// # Contract
+///
+/// Call [`Parser::parse`] with the bytes you have. It returns `(consumed, event)`:
+/// drop `consumed` bytes from the front of your buffer and call again with the rest plus any
+/// new bytes. `event == None` means "need more input" (then `consumed` is 0). Bytes that were
+/// not consumed must be presented again, unchanged, at the start of the next call: the parser
+/// holds back the head until it is complete (at most [`Limits::max_head_bytes`]) and, inside
+/// a body, a possible partial end-line at the end of the buffer (at most 44 bytes).
+///
+/// Bodies are never buffered: each [`Event::Body`] borrows from your buffer. The end of a body
+/// is found by scanning for `"\r\n-------"` with `memchr::memmem` and checking the
+/// transaction id after it; a `"\r\n-------"` followed by another (longer) transaction id is
+/// body data (RFC 4975 §7.1).
+#[derive(Debug)]
+pub struct Parser {
+    limits: Limits,
+    state: State,
+    /// Stream offset of the first byte of the next call's buffer.
+    offset: u64,
+    // Head in progress: whole lines examined so far, and what they held.
+    scan: usize,
+    start: Option<(Start, Span)>,
+    checker: HeadChecker,
+    entries: Vec<Entry>,
+    // Current message (body and end-line).
+    tid: [u8; 32],
+    tid_len: usize,
+    request: bool,
+    body_len: u64,
+    body_limit: u64,
+    body_checked: bool,
+    poisoned: Option<ParseError>,
+}
+
+type Local = (usize, MessageError);
+
+impl Parser {
+    /// A parser enforcing `limits`.
+    pub fn new(limits: Limits) -> Self {
+        let mut limits = limits;
+        limits.max_head_bytes = limits.max_head_bytes.min(HEAD_CLAMP);
+        Parser {
+            limits,
+            state: State::Head,
+            offset: 0,
+            scan: 0,
+            start: None,
+            checker: HeadChecker::default(),
+            entries: Vec::new(),
+            tid: [0; 32],
+            tid_len: 0,
+            request: false,
+            body_len: 0,
+            body_limit: 0,
+            body_checked: false,
+            poisoned: None,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Stream offset of the first byte not yet consumed.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// True between messages (nothing of a next message consumed yet).
+    pub fn is_idle(&self) -> bool {
+        self.state == State::Head && self.poisoned.is_none()
+    }
+
+    /// Body bytes of the current message handed out so far.
+    pub fn body_len(&self) -> u64 {
+        self.body_len
+    }
+
+    /// Call at end of input with the bytes still unconsumed: an error
+    /// ([`MessageError::UnexpectedEof`]) if the input stopped inside a message.
+    pub fn finish(&mut self, pending: &[u8]) -> Result<(), ParseError> {
+        if let Some(e) = &self.poisoned {
+            return Err(e.clone());
+        }
+        if self.state == State::Head && pending.is_empty() {
+            return Ok(());
+        }
+        let e = ParseError::new(
+            MessageError::UnexpectedEof,
+            self.offset + pending.len() as u64,
+            self.current_tid(),
+        );
+        self.poisoned = Some(e.clone());
+        Err(e)
+    }
+
+    fn current_tid(&self) -> Option<String> {
+        let known = self.state != State::Head || self.start.is_some();
+        known.then(|| String::from_utf8_lossy(&self.tid[..self.tid_len]).into_owned())
+    }
+
+    /// Parses as much of `buf` as gives one event. See [`Parser`] for the contract.
+    ///
+    /// After an error, every further call returns the same error.
+    pub fn parse<'b>(&mut self, buf: &'b [u8]) -> Result<(usize, Option<Event<'b>>), ParseError> {
+        if let Some(e) = &self.poisoned {
+            return Err(e.clone());
+        }
+        let r = match self.state {
+            State::Head => self.parse_head(buf),
+            State::Body => self.parse_body(buf),
+            State::EndLine => self.parse_end_line(buf),
+        };
+        match r {
+            Ok((n, ev)) => {
+                self.offset += n as u64;
+                Ok((n, ev))
+            }
+            Err((at, kind)) => {
+                let e = ParseError::new(kind, self.offset + at as u64, self.current_tid());
+                self.poisoned = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn reset_head(&mut self) {
+        self.scan = 0;
+        self.start = None;
+        self.checker = HeadChecker::default();
+        self.entries.clear();
+    }
+
+    fn parse_head<'b>(&mut self, buf: &'b [u8]) -> Result<(usize, Option<Event<'b>>), Local> {
+        if buf.len() < self.scan {
+            // The caller did not present the unconsumed bytes again: start over.
+            self.reset_head();
+        }
+        if self.scan == 0 {
+            // RFC 4975 §9: pMSRP = %x4D.53.52.50 ; MSRP in caps. Fail fast on anything else.
+            let n = buf.len().min(5);
+            if buf[..n] != b"MSRP "[..n] {
+                return Err((0, MessageError::NotMsrp));
+            }
+        }
+        let limits = self.limits;
+        loop {
+            let rest = &buf[self.scan..];
+            let Some(i) = memchr::memchr(b'\n', rest) else {
+                if self.start.is_none() && rest.len() > limits.max_start_line + 1 {
+                    return Err((
+                        limits.max_start_line,
+                        MessageError::StartLineTooLong(limits.max_start_line),
+                    ));
+                }
+                // Allow for a partial end-line after the headers.
+                if buf.len() > limits.max_head_bytes + 44 {
+                    return Err((
+                        limits.max_head_bytes,
+                        MessageError::HeadTooLarge(limits.max_head_bytes),
+                    ));
+                }
+                return Ok((0, None));
+            };
+            let line_start = self.scan;
+            let nl = line_start + i;
+            // RFC 4975 §9: lines end in CRLF.
+            if i == 0 || buf[nl - 1] != b'\r' {
+                return Err((nl, MessageError::BareLineFeed));
+            }
+            let line = &buf[line_start..nl - 1];
+            let next = nl + 1;
+            if self.start.is_none() {
+                if line.len() > limits.max_start_line {
+                    return Err((
+                        line_start + limits.max_start_line,
+                        MessageError::StartLineTooLong(limits.max_start_line),
+                    ));
+                }
+                self.parse_start(line)?;
+                self.scan = next;
+                continue;
+            }
+            if line.starts_with(b"-------") {
+                // End-line right after the headers: no body (RFC 4975 §7.1: "No extra CRLF
+                // will be present between the header section and the end-line").
+                return self.finish_head(buf, line_start, line_start, false);
+            }
+            if next > limits.max_head_bytes {
+                return Err((
+                    limits.max_head_bytes,
+                    MessageError::HeadTooLarge(limits.max_head_bytes),
+                ));
+            }
+            if line.is_empty() {
+                // The extra CRLF before a body (RFC 4975 §7.1).
+                return self.finish_head(buf, line_start, next, true);
+            }
+            if self.checker.count >= limits.max_headers {
+                return Err((line_start, MessageError::TooManyHeaders(limits.max_headers)));
+            }
+            self.parse_header_line(line, line_start)?;
+            self.scan = next;
+        }
+    }
+
+    /// `MSRP SP transact-id SP method` or `MSRP SP transact-id SP status-code [SP comment]`
+    /// (RFC 4975 §9).
+    fn parse_start(&mut self, line: &[u8]) -> Result<(), Local> {
+        if !line.starts_with(b"MSRP ") {
+            return Err((0, MessageError::NotMsrp));
+        }
+        let rest = &line[5..];
+        let Some(sp) = memchr::memchr(b' ', rest) else {
+            return Err((line.len(), MessageError::MalformedStartLine));
+        };
+        let tid = &rest[..sp];
+        if !is_ident(tid) {
+            return Err((5, MessageError::InvalidTransactionId));
+        }
+        let at = 5 + sp + 1;
+        let after = &line[at..];
+        let start = if after.first().is_some_and(u8::is_ascii_digit) {
+            let digits = after.len() >= 3 && after[..3].iter().all(u8::is_ascii_digit);
+            if !digits || (after.len() > 3 && after[3] != b' ') {
+                return Err((at, MessageError::InvalidStatusCode));
+            }
+            let code = after[..3]
+                .iter()
+                .fold(0u16, |a, &c| a * 10 + u16::from(c - b'0'));
+            let comment = if after.len() > 3 {
+                header::check_text(&after[4..]).map_err(|(i, e)| (at + 4 + i, e))?;
+                Some(Span::new(at + 4, line.len()))
+            } else {
+                None
+            };
+            Start::Response {
+                status: StatusCode(code),
+                comment,
+            }
+        } else {
+            // RFC 4975 §9: method = 1*UPALPHA; lower case is not a method.
+            let m = std::str::from_utf8(after)
+                .ok()
+                .and_then(Method::parse)
+                .ok_or((at, MessageError::InvalidMethod))?;
+            Start::Request(m)
+        };
+        self.tid[..tid.len()].copy_from_slice(tid);
+        self.tid_len = tid.len();
+        self.request = matches!(start, Start::Request(_));
+        self.start = Some((start, Span::new(5, 5 + sp)));
+        Ok(())
+    }
+
+    /// `hname ":" SP hval` (RFC 4975 §9 ext-header; the known headers' values are checked
+    /// too).
+    fn parse_header_line(&mut self, line: &[u8], at: usize) -> Result<(), Local> {
+        header::check_text(line).map_err(|(i, e)| (at + i, e))?;
+        let Some(colon) = memchr::memchr(b':', line) else {
+            return Err((at, MessageError::HeaderWithoutColon));
+        };
+        let name = &line[..colon];
+        header::check_name(name).map_err(|e| (at, e))?;
+        let mut vs = colon + 1;
+        while vs < line.len() && (line[vs] == b' ' || line[vs] == b'\t') {
+            vs += 1;
+        }
+        let value = &line[vs..];
+        let kind = HeaderKind::from_name(name);
+        self.checker.add(kind).map_err(|e| (at, e))?;
+        header::check_value(kind, value, &self.limits).map_err(|e| (at + vs, e))?;
+        self.entries.push(Entry {
+            name: Span::new(at, at + colon),
+            value: Span::new(at + vs, at + line.len()),
+            kind,
+        });
+        Ok(())
+    }
+
+    fn finish_head<'b>(
+        &mut self,
+        buf: &'b [u8],
+        head_end: usize,
+        consumed: usize,
+        body: bool,
+    ) -> Result<(usize, Option<Event<'b>>), Local> {
+        self.checker
+            .finish(self.request, body)
+            .map_err(|e| (head_end, e))?;
+        // RFC 4975 §9: MSRP is UTF-8 text (utf8text in values and comments).
+        let raw = std::str::from_utf8(&buf[..head_end])
+            .map_err(|e| (e.valid_up_to(), MessageError::InvalidUtf8))?;
+        let Some((start, tid)) = self.start.take() else {
+            return Err((0, MessageError::MalformedStartLine));
+        };
+        let non_send = !matches!(start, Start::Request(Method::Send));
+        let head = MessageHead::from_parts(
+            raw.to_owned(),
+            tid,
+            start,
+            std::mem::take(&mut self.entries),
+        );
+        self.reset_head();
+        self.body_len = 0;
+        if body {
+            self.state = State::Body;
+            self.body_checked = false;
+            self.body_limit = if non_send {
+                NON_SEND_MAX_BODY.min(self.limits.max_body_bytes)
+            } else {
+                self.limits.max_body_bytes
+            };
+        } else {
+            self.state = State::EndLine;
+        }
+        Ok((consumed, Some(Event::Head { head, body })))
+    }
+
+    fn tid(&self) -> &[u8] {
+        &self.tid[..self.tid_len]
+    }
+
+    /// `"-------" transact-id continuation-flag CRLF` at the start of `buf` (RFC 4975 §9).
+    fn parse_end_line<'b>(&mut self, buf: &'b [u8]) -> Result<(usize, Option<Event<'b>>), Local> {
+        let tl = self.tid_len;
+        // Fail as soon as the bytes present disagree.
+        let n = buf.len().min(7);
+        if buf[..n] != b"-------"[..n] {
+            return Err((0, MessageError::MalformedEndLine));
+        }
+        let have = buf.len().saturating_sub(7).min(tl);
+        if buf.len() > 7 && buf[7..7 + have] != self.tid()[..have] {
+            return Err((7, MessageError::EndLineMismatch));
+        }
+        if buf.len() < 7 + tl {
+            return Ok((0, None));
+        }
+        let flag = match classify_tail(&buf[7 + tl..]) {
+            Tail::Need => return Ok((0, None)),
+            // A longer id: another transaction's end-line.
+            Tail::Other => return Err((7, MessageError::EndLineMismatch)),
+            Tail::Bad(i, e) => return Err((7 + tl + i, e)),
+            Tail::End(flag) => flag,
+        };
+        // RFC 4975 §7.2: "Since a response is never chunked, the continuation flag in the
+        // end-line will always contain a dollar sign".
+        if !self.request && flag != Continuation::Complete {
+            return Err((7 + tl, MessageError::InvalidContinuationFlag));
+        }
+        self.state = State::Head;
+        Ok((7 + tl + 3, Some(Event::End(flag))))
+    }
+
+    fn emit_body<'b>(
+        &mut self,
+        buf: &'b [u8],
+        k: usize,
+    ) -> Result<(usize, Option<Event<'b>>), Local> {
+        if k == 0 {
+            return Ok((0, None));
+        }
+        if self.body_len + k as u64 > self.body_limit {
+            let at = (self.body_limit - self.body_len) as usize;
+            let e = if self.body_limit < self.limits.max_body_bytes {
+                MessageError::NonSendBodyTooLarge
+            } else {
+                MessageError::BodyTooLarge(self.limits.max_body_bytes)
+            };
+            return Err((at, e));
+        }
+        self.body_len += k as u64;
+        Ok((k, Some(Event::Body(&buf[..k]))))
+    }
+
+    fn parse_body<'b>(&mut self, buf: &'b [u8]) -> Result<(usize, Option<Event<'b>>), Local> {
+        let tl = self.tid_len;
+        if !self.body_checked {
+            // A body that starts with the end-line lacks the CRLF RFC 4975 §7.1 requires
+            // before it ("the end-line MUST be preceded by a CRLF that is not part of the
+            // body"); report it instead of reading the rest of the stream as body.
+            let n = buf.len().min(7 + tl);
+            let prefix_ok = buf[..n.min(7)] == b"-------"[..n.min(7)]
+                && (n <= 7 || buf[7..n] == self.tid()[..n - 7]);
+            if prefix_ok {
+                if n < 7 + tl {
+                    return Ok((0, None));
+                }
+                match classify_tail(&buf[7 + tl..]) {
+                    Tail::Need => return Ok((0, None)),
+                    Tail::Other => {}
+                    Tail::End(_) | Tail::Bad(..) => {
+                        return Err((0, MessageError::EndLineWithoutCrlf))
+                    }
+                }
+            }
+            self.body_checked = true;
+        }
+        let finder = end_finder();
+        let mut from = 0;
+        loop {
+            let Some(i) = finder.find(&buf[from..]) else {
+                // Hold back a tail that could begin "\r\n-------".
+                let max = buf.len().min(END_PREFIX.len() - 1);
+                let keep = (1..=max)
+                    .rev()
+                    .find(|&k| buf[buf.len() - k..] == END_PREFIX[..k])
+                    .unwrap_or(0);
+                return self.emit_body(buf, buf.len() - keep);
+            };
+            let m = from + i;
+            let after = m + END_PREFIX.len();
+            let avail = buf.len() - after;
+            if avail < tl {
+                if buf[after..] == self.tid()[..avail] {
+                    // Possibly our end-line: wait for more.
+                    return self.emit_body(buf, m);
+                }
+                from = m + 1;
+                continue;
+            }
+            if buf[after..after + tl] != *self.tid() {
+                from = m + 1;
+                continue;
+            }
+            let f = after + tl;
+            match classify_tail(&buf[f..]) {
+                // "\r\n-------" and a longer transaction id: body (RFC 4975 §7.1).
+                Tail::Other => {
+                    from = m + 1;
+                    continue;
+                }
+                _ if m > 0 => return self.emit_body(buf, m),
+                Tail::Need => return Ok((0, None)),
+                Tail::Bad(i, e) => return Err((f + i, e)),
+                Tail::End(flag) => {
+                    self.state = State::Head;
+                    return Ok((f + 3, Some(Event::End(flag))));
+                }
+            }
+        }
+    }
+}
+
+/// Parses a complete byte stream of messages held in memory (tests, tools). Bodies are
+/// collected; the stream must end at a message boundary.
+pub fn parse_messages(input: &[u8], limits: Limits) -> Result<Vec<Message>, ParseError> {
+    let mut p = Parser::new(limits);
+    let mut out = Vec::new();
+    let mut pos = 0;
+    let mut cur: Option<Message> = None;
+    loop {
+        let (n, ev) = p.parse(&input[pos..])?;
+        pos += n;
+        match ev {
+            None => break,
+            Some(Event::Head { head, body }) => {
+                cur = Some(Message {
+                    head,
+                    body: body.then(Vec::new),
+                    continuation: Continuation::Complete,
+                });
+            }
+            Some(Event::Body(b)) => {
+                if let Some(Message { body: Some(v), .. }) = cur.as_mut() {
+                    v.extend_from_slice(b);
+                }
+            }
+            Some(Event::End(flag)) => {
+                if let Some(mut m) = cur.take() {
+                    m.continuation = flag;
+                    out.push(m);
+                }
+            }
+        }
+    }
+    p.finish(&input[pos..])?;
+    Ok(out)
+}

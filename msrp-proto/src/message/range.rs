@@ -1,0 +1,174 @@
+//! The `Byte-Range` header (RFC 4975 §7.1.1, §9).
+//!
+//! ```text
+//! Byte-Range = "Byte-Range:" SP range-start "-" range-end "/" total
+//! range-start = 1*DIGIT
+//! range-end   = 1*DIGIT / "*"
+//! total       = 1*DIGIT / "*"
+//! ```
+
+use std::fmt;
+
+/// A `Byte-Range` value: positions are 1-based and inclusive (RFC 4975 §7.1.1).
+///
+/// Invariants (checked by [`ByteRange::new`] and the parser): `start >= 1`; if `end` is known,
+/// `end >= start - 1` (an empty chunk is `n-(n-1)`, e.g. `1-0/0`); if both `end` and `total`
+/// are known, `end <= total`; if only `total` is known, `start - 1 <= total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ByteRange {
+    /// Position of the first body byte in the whole message (1 for the first chunk).
+    pub start: u64,
+    /// Position of the last body byte, `None` for `*` (unknown or interruptible).
+    pub end: Option<u64>,
+    /// Total message size, `None` for `*` (unknown).
+    pub total: Option<u64>,
+}
+
+/// What is wrong with a `Byte-Range` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ByteRangeError {
+    /// Not `start-end/total` with digits or `*`.
+    #[error("not of the form start-end/total")]
+    Syntax,
+    /// A number does not fit in 64 bits.
+    #[error("number too large")]
+    Overflow,
+    /// `range-start` is 0; positions start at 1 (RFC 4975 §7.1.1).
+    #[error("range-start must be at least 1")]
+    StartZero,
+    /// `range-end` is below `range-start - 1`.
+    #[error("range-end is before range-start")]
+    EndBeforeStart,
+    /// `range-end` (or `range-start - 1`) is beyond `total`.
+    #[error("range ends beyond the total")]
+    EndAfterTotal,
+}
+
+impl ByteRange {
+    /// A checked range.
+    pub fn new(start: u64, end: Option<u64>, total: Option<u64>) -> Result<Self, ByteRangeError> {
+        if start == 0 {
+            return Err(ByteRangeError::StartZero);
+        }
+        if let Some(e) = end {
+            if e < start - 1 {
+                return Err(ByteRangeError::EndBeforeStart);
+            }
+        }
+        if let Some(t) = total {
+            if end.unwrap_or(start - 1) > t {
+                return Err(ByteRangeError::EndAfterTotal);
+            }
+        }
+        Ok(ByteRange { start, end, total })
+    }
+
+    /// The range of a whole message of `len` bytes sent in one chunk: `1-len/len`.
+    pub fn whole(len: u64) -> Self {
+        ByteRange {
+            start: 1,
+            end: Some(len),
+            total: Some(len),
+        }
+    }
+
+    /// Number of body bytes the range says the chunk holds, when `end` is known.
+    pub fn len(&self) -> Option<u64> {
+        self.end.map(|e| e + 1 - self.start)
+    }
+
+    /// True when the range is known to hold no bytes (`n-(n-1)`).
+    pub fn is_empty(&self) -> bool {
+        self.len() == Some(0)
+    }
+
+    /// Parses the header value.
+    pub fn parse(s: &str) -> Result<Self, ByteRangeError> {
+        let (start, rest) = s.split_once('-').ok_or(ByteRangeError::Syntax)?;
+        let (end, total) = rest.split_once('/').ok_or(ByteRangeError::Syntax)?;
+        let start = parse_num(start)?;
+        let end = parse_num_or_star(end)?;
+        let total = parse_num_or_star(total)?;
+        ByteRange::new(start, end, total)
+    }
+}
+
+fn parse_num(s: &str) -> Result<u64, ByteRangeError> {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(ByteRangeError::Syntax);
+    }
+    s.bytes().try_fold(0u64, |acc, c| {
+        acc.checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(c - b'0')))
+            .ok_or(ByteRangeError::Overflow)
+    })
+}
+
+fn parse_num_or_star(s: &str) -> Result<Option<u64>, ByteRangeError> {
+    if s == "*" {
+        Ok(None)
+    } else {
+        parse_num(s).map(Some)
+    }
+}
+
+impl fmt::Display for ByteRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-", self.start)?;
+        match self.end {
+            Some(e) => write!(f, "{e}/")?,
+            None => f.write_str("*/")?,
+        }
+        match self.total {
+            Some(t) => write!(f, "{t}"),
+            None => f.write_str("*"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rfc_forms() {
+        assert_eq!(ByteRange::parse("1-25/25"), Ok(ByteRange::whole(25)));
+        let r = ByteRange::parse("1-*/8").unwrap();
+        assert_eq!((r.start, r.end, r.total), (1, None, Some(8)));
+        let r = ByteRange::parse("5-8/8").unwrap();
+        assert_eq!(r.len(), Some(4));
+        let r = ByteRange::parse("1-0/0").unwrap();
+        assert!(r.is_empty());
+        let r = ByteRange::parse("3-*/*").unwrap();
+        assert_eq!((r.end, r.total), (None, None));
+        for s in ["1-25/25", "1-*/8", "5-8/8", "1-0/0", "3-*/*", "7-9/*"] {
+            assert_eq!(ByteRange::parse(s).unwrap().to_string(), s);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_ranges() {
+        use ByteRangeError::*;
+        for (s, e) in [
+            ("", Syntax),
+            ("1-2", Syntax),
+            ("1/2", Syntax),
+            ("a-2/3", Syntax),
+            ("-1-2/3", Syntax),
+            ("1-2/3/4", Syntax),
+            (" 1-2/3", Syntax),
+            ("*-2/3", Syntax),
+            ("0-2/3", StartZero),
+            ("5-3/9", EndBeforeStart),
+            ("1-10/9", EndAfterTotal),
+            ("11-*/9", EndAfterTotal),
+            ("1-18446744073709551616/*", Overflow),
+            ("99999999999999999999-*/*", Overflow),
+        ] {
+            assert_eq!(ByteRange::parse(s), Err(e), "{s:?}");
+        }
+        // the largest representable values are fine
+        let m = u64::MAX;
+        assert!(ByteRange::parse(&format!("{m}-{m}/{m}")).is_ok());
+    }
+}
