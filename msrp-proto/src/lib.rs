@@ -10,6 +10,7 @@
 pub mod fingerprint;
 pub mod message;
 pub mod relay;
+pub mod sdp;
 pub mod session;
 pub mod stun;
 pub mod uri;
