@@ -7,6 +7,8 @@
 //! with tokio.
 #![forbid(unsafe_code)]
 
+pub mod connection;
+pub mod endpoint;
 pub mod fingerprint;
 pub mod message;
 pub mod relay;

@@ -260,6 +260,15 @@ impl Session {
         Ok(())
     }
 
+    /// Queues a message ahead of every other (used for the binding SEND, which must be the
+    /// first request on a new connection, RFC 4975 §5.4).
+    pub fn send_first(&mut self, message_id: String, spec: MessageSpec) -> Result<(), SendError> {
+        self.send(message_id.clone(), spec)?;
+        self.rr.retain(|id| *id != message_id);
+        self.rr.push_front(message_id);
+        Ok(())
+    }
+
     /// Writes body bytes of a queued message; returns how many were taken (fewer than given
     /// when the send window is full: wait for [`SessionEvent::SendReady`]).
     pub fn write(&mut self, message_id: &str, data: &[u8]) -> Result<usize, SendError> {
@@ -589,8 +598,9 @@ impl Session {
             message_id: message_id.to_string(),
         });
         if !m.spec.success_report {
+            // Outstanding `partial` transactions stay until they expire: an error response
+            // may still come for them.
             self.out.remove(message_id);
-            self.transactions.forget_message(message_id);
         }
     }
 
@@ -612,7 +622,17 @@ impl Session {
             }
             s => format!("the peer answered {s}"),
         };
-        self.fail(message_id, status, format!("{reason} ({via})"), action);
+        if self.out.contains_key(message_id) {
+            self.fail(message_id, status, format!("{reason} ({via})"), action);
+        } else {
+            // Already reported as sent (Failure-Report partial or no, where nothing waits for
+            // a 200): RFC 4975 §7.1.1 still requires telling the user about an error response.
+            self.events.push_back(SessionEvent::MessageFailed {
+                message_id: message_id.to_string(),
+                status,
+                reason: format!("{reason} ({via})"),
+            });
+        }
         // RFC 4975 §10.8: 481 "The sender should terminate the session"; §10.10: 506 "cease
         // sending messages for that session on this connection".
         if matches!(

@@ -458,7 +458,7 @@ impl Receiver {
                     .insert(&c.message_id, StatusCode::MESSAGE_TOO_LARGE);
                 return StatusCode::OK;
             }
-            Continuation::End => {
+            Continuation::Complete => {
                 // RFC 4975 §7.3.1: "the chunk that has a termination character of "$" defines
                 // the total length of the message".
                 let end = c.offset + c.pos;
@@ -600,7 +600,7 @@ mod tests {
     #[test]
     fn whole_message_without_byte_range() {
         let mut r = Receiver::new(RecvPolicy::default());
-        let s = chunk(&mut r, &send("m1", None), b"hello", Continuation::End);
+        let s = chunk(&mut r, &send("m1", None), b"hello", Continuation::Complete);
         assert_eq!(s, Some(StatusCode::OK));
         let e = r.take_effects();
         assert!(matches!(&e[0], RecvEffect::Started { message_id, .. } if message_id == "m1"));
@@ -620,7 +620,7 @@ mod tests {
             &mut r,
             &send("m", Some((13, Some(16), Some(16)))),
             &msg[12..],
-            Continuation::End,
+            Continuation::Complete,
         );
         chunk(
             &mut r,
@@ -677,7 +677,7 @@ mod tests {
             &mut r,
             &send("m", Some((5, None, None))),
             b"ef",
-            Continuation::End,
+            Continuation::Complete,
         );
         let e = r.take_effects();
         assert!(e.contains(&RecvEffect::Complete {
@@ -726,7 +726,7 @@ mod tests {
         let mut h2 = send("m", Some((4, Some(6), Some(6))));
         h2.content_type = Some("image/png".into());
         assert_eq!(
-            chunk(&mut r, &h2, b"def", Continuation::End),
+            chunk(&mut r, &h2, b"def", Continuation::Complete),
             Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
         );
         assert!(r.take_effects().is_empty(), "nothing delivered");
@@ -734,13 +734,13 @@ mod tests {
         let mut ok = send("n", None);
         ok.content_type = Some("Text/HTML; charset=utf-8".into());
         assert_eq!(
-            chunk(&mut r, &ok, b"x", Continuation::End),
+            chunk(&mut r, &ok, b"x", Continuation::Complete),
             Some(StatusCode::OK)
         );
         ok.message_id = Some("o".into());
         ok.content_type = Some("multipart/mixed; boundary=x".into());
         assert_eq!(
-            chunk(&mut r, &ok, b"x", Continuation::End),
+            chunk(&mut r, &ok, b"x", Continuation::Complete),
             Some(StatusCode::OK)
         );
     }
@@ -792,24 +792,24 @@ mod tests {
         });
         let mut h = send("a", None);
         h.failure_report = FailureReport::No;
-        assert_eq!(chunk(&mut r, &h, b"x", Continuation::End), None);
+        assert_eq!(chunk(&mut r, &h, b"x", Continuation::Complete), None);
         h.message_id = Some("b".into());
         h.failure_report = FailureReport::Partial;
         assert_eq!(
-            chunk(&mut r, &h, b"x", Continuation::End),
+            chunk(&mut r, &h, b"x", Continuation::Complete),
             None,
             "partial: no 200"
         );
         h.message_id = Some("c".into());
         h.content_type = Some("image/gif".into());
         assert_eq!(
-            chunk(&mut r, &h, b"x", Continuation::End),
+            chunk(&mut r, &h, b"x", Continuation::Complete),
             Some(StatusCode::UNSUPPORTED_MEDIA_TYPE)
         );
         h.message_id = Some("d".into());
         h.failure_report = FailureReport::No;
         assert_eq!(
-            chunk(&mut r, &h, b"x", Continuation::End),
+            chunk(&mut r, &h, b"x", Continuation::Complete),
             None,
             "no: not even errors"
         );
@@ -821,7 +821,7 @@ mod tests {
         let mut h = send("b", Some((1, Some(0), Some(0))));
         h.content_type = None;
         assert_eq!(
-            chunk(&mut r, &h, b"", Continuation::End),
+            chunk(&mut r, &h, b"", Continuation::Complete),
             Some(StatusCode::OK)
         );
         assert!(
@@ -829,12 +829,12 @@ mod tests {
             "bodiless SEND is not a message"
         );
         assert_eq!(
-            chunk(&mut r, &h, b"xx", Continuation::End),
+            chunk(&mut r, &h, b"xx", Continuation::Complete),
             Some(StatusCode::BAD_REQUEST)
         );
         h.message_id = None;
         assert_eq!(
-            chunk(&mut r, &h, b"", Continuation::End),
+            chunk(&mut r, &h, b"", Continuation::Complete),
             Some(StatusCode::BAD_REQUEST)
         );
     }
@@ -862,7 +862,7 @@ mod tests {
                 &mut r,
                 &send("k", Some((1, Some(2), Some(10)))),
                 b"ab",
-                Continuation::End
+                Continuation::Complete
             ),
             Some(StatusCode::BAD_REQUEST),
             "$ before the declared total"
@@ -872,7 +872,7 @@ mod tests {
                 &mut r,
                 &send("j", Some((9, None, Some(10)))),
                 b"abc",
-                Continuation::End
+                Continuation::Complete
             ),
             Some(StatusCode::BAD_REQUEST),
             "body beyond the total"

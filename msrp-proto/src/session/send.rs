@@ -277,7 +277,7 @@ impl OutMessage {
         };
         let flag = if complete {
             self.state = OutState::Sent;
-            Continuation::End
+            Continuation::Complete
         } else if drained {
             // Finished with fewer bytes than declared: the message cannot complete.
             self.state = OutState::Stopped;
@@ -338,7 +338,11 @@ mod tests {
         let flags: Vec<_> = c.iter().map(|c| c.flag).collect();
         assert_eq!(
             flags,
-            [Continuation::More, Continuation::More, Continuation::End]
+            [
+                Continuation::More,
+                Continuation::More,
+                Continuation::Complete
+            ]
         );
         assert_eq!(c.concat_bodies(), b"abcdefghij");
         assert_eq!(m.state, OutState::Sent);
@@ -370,7 +374,7 @@ mod tests {
         let c = drain_chunks(&mut m, 4);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].byte_range.to_string(), "5-8/8");
-        assert_eq!(c[0].flag, Continuation::End);
+        assert_eq!(c[0].flag, Continuation::Complete);
     }
 
     #[test]
@@ -382,7 +386,7 @@ mod tests {
         m.finish();
         let c = drain_chunks(&mut m, 4);
         assert_eq!(c[0].byte_range.to_string(), "5-4/4");
-        assert_eq!(c[0].flag, Continuation::End);
+        assert_eq!(c[0].flag, Continuation::Complete);
         assert!(c[0].body.is_empty());
     }
 
@@ -443,7 +447,7 @@ mod tests {
         assert_eq!(c.len(), 1);
         // RFC 4975 §7.1.1: zero-length content still has range-start 1: "1-0/0".
         assert_eq!(c[0].byte_range.to_string(), "1-0/0");
-        assert_eq!(c[0].flag, Continuation::End);
+        assert_eq!(c[0].flag, Continuation::Complete);
         let mut m = OutMessage::new("e".into(), MessageSpec::new("text/plain", Some(0)));
         let c = drain_chunks(&mut m, 10);
         assert_eq!(c[0].byte_range.to_string(), "1-0/0");

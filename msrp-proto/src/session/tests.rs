@@ -64,7 +64,7 @@ fn small_message_is_not_blocked_by_large_one() {
         .position(|c| c.message_id == "small0001")
         .unwrap();
     assert!(pos <= 1, "small message waited for {pos} chunks");
-    assert_eq!(second[pos].flag, Continuation::End);
+    assert_eq!(second[pos].flag, Continuation::Complete);
     assert_eq!(second[pos].byte_range.to_string(), "1-5/5");
 }
 
@@ -412,7 +412,7 @@ fn received_success_report_request_generates_report() {
     };
     let mut c = s.recv_head(&h);
     s.recv_body(&mut c, b"hello");
-    assert_eq!(s.recv_end(c, Continuation::End), Some(StatusCode::OK));
+    assert_eq!(s.recv_end(c, Continuation::Complete), Some(StatusCode::OK));
     let ev = events(&mut s);
     assert!(ev.contains(&SessionEvent::IncomingComplete {
         message_id: "in000001".into(),

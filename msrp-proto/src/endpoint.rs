@@ -1,0 +1,1134 @@
+//! The MSRP endpoint: the one type the IO layer drives (RFC 4975 §5.4, §7; RFC 6135 §4.2.2,
+//! §6).
+//!
+//! An [`Endpoint`] owns every connection and every session. It never touches a socket or a
+//! clock: the driver feeds it
+//!
+//! - connection lifecycle: [`handle_connected`](Endpoint::handle_connected) /
+//!   [`handle_connect_failed`](Endpoint::handle_connect_failed) for connections it asked for
+//!   with [`Event::Connect`], [`handle_accepted`](Endpoint::handle_accepted) for connections
+//!   the listener accepted, [`handle_closed`](Endpoint::handle_closed) when one dies;
+//! - bytes: [`handle_input`](Endpoint::handle_input);
+//! - time: [`handle_timeout`](Endpoint::handle_timeout);
+//!
+//! and drains
+//!
+//! - bytes to write: [`poll_transmit`](Endpoint::poll_transmit) (or per connection,
+//!   [`poll_transmit_on`](Endpoint::poll_transmit_on), to apply back-pressure);
+//! - events: [`poll_event`](Endpoint::poll_event) ([`Event::Connect`] and
+//!   [`Event::CloseConnection`] are instructions for the driver, the rest is for the
+//!   application);
+//! - the next deadline: [`poll_timeout`](Endpoint::poll_timeout).
+//!
+//! ```text
+//! loop {
+//!     while let Some(t) = ep.poll_transmit(now) { write t.data to t.connection }
+//!     while let Some(ev) = ep.poll_event() { connect / close / tell the application }
+//!     wait for: bytes (handle_input), a connection (handle_accepted / handle_connected),
+//!               a closed socket (handle_closed), an application command, or poll_timeout()
+//! }
+//! ```
+//!
+//! # Binding
+//!
+//! The active side (the one the negotiation made active) connects to the plan's `connect_to`,
+//! reusing an outbound connection to the same scheme, host and port when there is one
+//! (RFC 4975 §5.4: "it SHOULD reuse that connection"), and immediately sends a bodiless SEND
+//! so the passive side can bind the connection (RFC 4975 §5.4, RFC 6135 §4.2.2). The passive
+//! side binds an accepted connection to the session named by the first request's To-Path when
+//! its From-Path is the peer's URI from the SDP (or by session id alone with CEMA, RFC 6714);
+//! an unknown session gets 481 and the connection stays unbound; a session already bound to
+//! another connection gets 506 (RFC 4975 §5.4). An inbound connection that binds nothing
+//! within [`EndpointConfig::bind_timeout`] is closed.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+pub use crate::connection::ConnectionHandle;
+use crate::connection::{
+    same_target, write_request, write_response, Connection, ConnectionState, Current, Direction,
+    Reply,
+};
+use crate::message::{Event as ParseEvent, FailureReport, Limits, Method, StatusCode};
+use crate::session::recv::respond;
+use crate::session::{
+    random_ident, IncomingSend, MessageSpec, SendError, Session, SessionConfig, SessionEvent,
+};
+use crate::uri::MsrpUri;
+
+/// Identifies a session of an [`Endpoint`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionHandle(pub u64);
+
+impl fmt::Display for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session#{}", self.0)
+    }
+}
+
+/// Our connection role for a session (RFC 6135 §4.2: the result of the `a=setup` negotiation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionRole {
+    /// We connect and send the first SEND.
+    Active,
+    /// We wait for the peer's connection and its first SEND.
+    Passive,
+}
+
+/// What the endpoint needs to know about a negotiated session (typically derived from the
+/// SDP layer's connection plan).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionParams {
+    /// Our role.
+    pub role: SessionRole,
+    /// Where to connect (`Some` for the active side; also for a passive side behind a relay).
+    pub connect_to: Option<MsrpUri>,
+    /// Send a SEND as soon as the connection is up (true exactly when active, RFC 4975 §5.4).
+    pub send_binding_send: bool,
+    /// Our session URI (matched against the To-Path of incoming requests).
+    pub local_uri: MsrpUri,
+    /// From-Path of our requests.
+    pub local_path: Vec<MsrpUri>,
+    /// To-Path of our requests (the peer's `a=path`, after any relays of ours).
+    pub remote_path: Vec<MsrpUri>,
+    /// The peer's session URI (matched against the From-Path of its first request).
+    pub remote_uri: MsrpUri,
+    /// Match sessions by session id only (CEMA, RFC 6714 §4).
+    pub match_session_id_only: bool,
+    /// Chunking, timeouts, accept-types and max-size.
+    pub config: SessionConfig,
+}
+
+/// Endpoint settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointConfig {
+    /// Parser limits per connection.
+    pub limits: Limits,
+    /// An inbound connection that binds no session within this time is closed.
+    pub bind_timeout: Duration,
+    /// A session that is not connected (bound, and for the active side its binding SEND
+    /// answered) within this time is closed.
+    pub connect_timeout: Duration,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            limits: Limits::default(),
+            bind_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The application closed it.
+    Local,
+    /// The connection to `connect_to` could not be opened.
+    ConnectFailed(String),
+    /// The connection closed or broke (RFC 4975 §5.4: "If a connection fails for any reason,
+    /// then an MSRP endpoint MUST consider any sessions associated with the connection as
+    /// also having failed").
+    ConnectionLost(String),
+    /// The peer sent something that is not MSRP or broke a limit; the connection was closed.
+    ProtocolError(String),
+    /// The peer refused the session (481 or 506 to our SEND, or a failure REPORT, RFC 4975
+    /// §7.3.2, §10.8, §10.10).
+    Rejected {
+        /// The status.
+        status: StatusCode,
+        /// Description.
+        reason: String,
+    },
+    /// Not connected within [`EndpointConfig::connect_timeout`].
+    NotConnected(String),
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Local => f.write_str("closed locally"),
+            CloseReason::ConnectFailed(r) => write!(f, "could not connect: {r}"),
+            CloseReason::ConnectionLost(r) => write!(f, "connection lost: {r}"),
+            CloseReason::ProtocolError(r) => write!(f, "protocol error from the peer: {r}"),
+            CloseReason::Rejected { status, reason } => {
+                write!(f, "rejected by the peer with {status}: {reason}")
+            }
+            CloseReason::NotConnected(r) => write!(f, "not connected: {r}"),
+        }
+    }
+}
+
+/// What the endpoint tells its driver and the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Driver: open a transport connection (TCP, TLS for `msrps:`) to `to`'s host and port,
+    /// then call [`Endpoint::handle_connected`] or [`Endpoint::handle_connect_failed`].
+    Connect {
+        /// The connection's handle.
+        connection: ConnectionHandle,
+        /// Where to.
+        to: MsrpUri,
+    },
+    /// Driver: write what was already polled, then close the connection.
+    CloseConnection {
+        /// Which.
+        connection: ConnectionHandle,
+        /// Why.
+        reason: String,
+    },
+    /// A session is connected: bound to a connection, and (active side) the peer accepted our
+    /// binding SEND.
+    SessionConnected {
+        /// Which session.
+        session: SessionHandle,
+        /// On which connection.
+        connection: ConnectionHandle,
+    },
+    /// A session ended; it accepts no more commands.
+    SessionClosed {
+        /// Which.
+        session: SessionHandle,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// We refused a request on a connection (for example 481 for an unknown session on an
+    /// unbound connection, or 506).
+    RequestRejected {
+        /// The connection.
+        connection: ConnectionHandle,
+        /// The status we answered (or would have, with `Failure-Report: no`).
+        status: StatusCode,
+        /// Description.
+        reason: String,
+    },
+    /// An event of a session (message progress and incoming messages).
+    Session {
+        /// Which session.
+        session: SessionHandle,
+        /// What.
+        event: SessionEvent,
+    },
+}
+
+/// Bytes to write on a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The connection.
+    pub connection: ConnectionHandle,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// Where a session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// Waiting for the connection (active: connecting; passive: waiting for the peer).
+    Waiting,
+    /// Active side: the binding SEND is out, its response not yet in.
+    Binding,
+    /// Connected.
+    Connected,
+}
+
+#[derive(Debug)]
+struct SessionEntry {
+    params: SessionParams,
+    core: Session,
+    conn: Option<ConnectionHandle>,
+    state: SessionState,
+    deadline: Option<Instant>,
+    binding_message: Option<String>,
+}
+
+/// Why an application command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    /// No such session (closed or never created).
+    #[error("no such session")]
+    UnknownSession,
+    /// The session refused the command.
+    #[error(transparent)]
+    Send(#[from] SendError),
+    /// The session parameters are inconsistent.
+    #[error("invalid session parameters: {0}")]
+    InvalidParams(&'static str),
+}
+
+/// A random source supplied by the driver: fills the buffer with random bytes.
+pub type Rng = Box<dyn FnMut(&mut [u8]) + Send>;
+
+/// The sans-IO MSRP endpoint. See the [module documentation](self).
+pub struct Endpoint {
+    config: EndpointConfig,
+    rng: Rng,
+    sessions: HashMap<SessionHandle, SessionEntry>,
+    /// Session handles in creation order (deterministic iteration).
+    session_order: Vec<SessionHandle>,
+    conns: HashMap<ConnectionHandle, Connection>,
+    conn_order: Vec<ConnectionHandle>,
+    events: VecDeque<Event>,
+    next_id: u64,
+    tx_rr: usize,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("sessions", &self.session_order)
+            .field("connections", &self.conn_order)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// A new endpoint. `rng` provides the randomness for transaction ids and Message-IDs.
+    pub fn new(config: EndpointConfig, rng: Rng) -> Self {
+        Endpoint {
+            config,
+            rng,
+            sessions: HashMap::new(),
+            session_order: Vec::new(),
+            conns: HashMap::new(),
+            conn_order: Vec::new(),
+            events: VecDeque::new(),
+            next_id: 1,
+            tx_rr: 0,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &EndpointConfig {
+        &self.config
+    }
+
+    // ---- getters -------------------------------------------------------------------------
+
+    /// State of a session, `None` once closed.
+    pub fn session_state(&self, s: SessionHandle) -> Option<SessionState> {
+        self.sessions.get(&s).map(|e| e.state)
+    }
+
+    /// The connection a session is bound to (or waits for).
+    pub fn session_connection(&self, s: SessionHandle) -> Option<ConnectionHandle> {
+        self.sessions.get(&s).and_then(|e| e.conn)
+    }
+
+    /// The parameters a session was created with.
+    pub fn session_params(&self, s: SessionHandle) -> Option<&SessionParams> {
+        self.sessions.get(&s).map(|e| &e.params)
+    }
+
+    /// The open or connecting connections.
+    pub fn connections(&self) -> impl Iterator<Item = ConnectionHandle> + '_ {
+        self.conn_order.iter().copied()
+    }
+
+    /// A connection's state.
+    pub fn connection(&self, c: ConnectionHandle) -> Option<&Connection> {
+        self.conns.get(&c)
+    }
+
+    /// Number of live sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    // ---- application commands ------------------------------------------------------------
+
+    /// Adds a negotiated session. An active session connects (or reuses a connection); a
+    /// passive one waits for the peer's connection until the connect timeout.
+    pub fn add_session(
+        &mut self,
+        params: SessionParams,
+        now: Instant,
+    ) -> Result<SessionHandle, EndpointError> {
+        if params.local_path.is_empty() || params.remote_path.is_empty() {
+            return Err(EndpointError::InvalidParams("empty local or remote path"));
+        }
+        if params.role == SessionRole::Active && params.connect_to.is_none() {
+            return Err(EndpointError::InvalidParams(
+                "an active session needs a connect_to URI",
+            ));
+        }
+        let h = SessionHandle(self.next_id);
+        self.next_id += 1;
+        let core = Session::new(params.config.clone());
+        let connect_to = params.connect_to.clone();
+        self.sessions.insert(
+            h,
+            SessionEntry {
+                params,
+                core,
+                conn: None,
+                state: SessionState::Waiting,
+                deadline: Some(now + self.config.connect_timeout),
+                binding_message: None,
+            },
+        );
+        self.session_order.push(h);
+        if let Some(target) = connect_to {
+            // RFC 4975 §5.4: reuse a connection to the same host, port and scheme.
+            let existing = self.conn_order.iter().copied().find(|c| {
+                let conn = &self.conns[c];
+                conn.state != ConnectionState::Closed
+                    && conn.closing.is_none()
+                    && conn
+                        .outbound_target()
+                        .is_some_and(|t| same_target(t, &target))
+            });
+            let c = match existing {
+                Some(c) => c,
+                None => {
+                    let c = ConnectionHandle(self.next_id);
+                    self.next_id += 1;
+                    self.conns.insert(
+                        c,
+                        Connection::new(
+                            Direction::Outbound(target.clone()),
+                            ConnectionState::Connecting,
+                            self.config.limits,
+                        ),
+                    );
+                    self.conn_order.push(c);
+                    self.events.push_back(Event::Connect {
+                        connection: c,
+                        to: target,
+                    });
+                    c
+                }
+            };
+            self.conns.get_mut(&c).expect("exists").sessions.push(h);
+            self.sessions.get_mut(&h).expect("exists").conn = Some(c);
+            if self.conns[&c].state == ConnectionState::Open {
+                self.on_outbound_up(h, c);
+            }
+        }
+        Ok(h)
+    }
+
+    /// Queues a message on a session; returns its Message-ID. Write its body with
+    /// [`write`](Self::write) (unless bodiless or empty) and end it with
+    /// [`finish`](Self::finish) when the size was not declared.
+    pub fn send_message(
+        &mut self,
+        s: SessionHandle,
+        spec: MessageSpec,
+    ) -> Result<String, EndpointError> {
+        let e = self
+            .sessions
+            .get_mut(&s)
+            .ok_or(EndpointError::UnknownSession)?;
+        let id = random_ident(&mut *self.rng, 20);
+        e.core.send(id.clone(), spec)?;
+        Ok(id)
+    }
+
+    /// Writes body bytes; returns how many were taken (0: wait for
+    /// [`SessionEvent::SendReady`]).
+    pub fn write(
+        &mut self,
+        s: SessionHandle,
+        message_id: &str,
+        data: &[u8],
+    ) -> Result<usize, EndpointError> {
+        let e = self
+            .sessions
+            .get_mut(&s)
+            .ok_or(EndpointError::UnknownSession)?;
+        Ok(e.core.write(message_id, data)?)
+    }
+
+    /// Bytes [`write`](Self::write) would take now.
+    pub fn write_capacity(&self, s: SessionHandle, message_id: &str) -> usize {
+        self.sessions
+            .get(&s)
+            .map_or(0, |e| e.core.write_capacity(message_id))
+    }
+
+    /// Ends a message's body.
+    pub fn finish(&mut self, s: SessionHandle, message_id: &str) -> Result<(), EndpointError> {
+        let e = self
+            .sessions
+            .get_mut(&s)
+            .ok_or(EndpointError::UnknownSession)?;
+        Ok(e.core.finish(message_id)?)
+    }
+
+    /// Aborts a message (`#`, RFC 4975 §7.1).
+    pub fn abort(&mut self, s: SessionHandle, message_id: &str) -> Result<(), EndpointError> {
+        let e = self
+            .sessions
+            .get_mut(&s)
+            .ok_or(EndpointError::UnknownSession)?;
+        Ok(e.core.abort(message_id)?)
+    }
+
+    /// Closes a session. Its connection is closed when no other session uses it (RFC 4975
+    /// §5.4: "A connection SHOULD NOT be closed while there are sessions associated with it").
+    pub fn close_session(&mut self, s: SessionHandle) -> Result<(), EndpointError> {
+        if !self.sessions.contains_key(&s) {
+            return Err(EndpointError::UnknownSession);
+        }
+        self.end_session(s, CloseReason::Local);
+        Ok(())
+    }
+
+    // ---- inputs ----------------------------------------------------------------------------
+
+    /// The listener accepted a connection.
+    pub fn handle_accepted(&mut self, now: Instant) -> ConnectionHandle {
+        let c = ConnectionHandle(self.next_id);
+        self.next_id += 1;
+        let mut conn = Connection::new(
+            Direction::Inbound,
+            ConnectionState::Open,
+            self.config.limits,
+        );
+        conn.bind_deadline = Some(now + self.config.bind_timeout);
+        self.conns.insert(c, conn);
+        self.conn_order.push(c);
+        c
+    }
+
+    /// A connection asked for with [`Event::Connect`] is up.
+    pub fn handle_connected(&mut self, c: ConnectionHandle) {
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        if conn.state != ConnectionState::Connecting {
+            return;
+        }
+        conn.state = ConnectionState::Open;
+        for s in conn.sessions.clone() {
+            self.on_outbound_up(s, c);
+        }
+    }
+
+    /// A connection asked for with [`Event::Connect`] could not be opened.
+    pub fn handle_connect_failed(&mut self, c: ConnectionHandle, reason: &str) {
+        self.drop_connection(
+            c,
+            |r| CloseReason::ConnectFailed(r.to_string()),
+            reason,
+            false,
+        );
+    }
+
+    /// A connection closed (EOF or error). Its sessions end with
+    /// [`CloseReason::ConnectionLost`].
+    pub fn handle_closed(&mut self, c: ConnectionHandle, reason: &str) {
+        let reason = match self.conns.get_mut(&c) {
+            Some(conn) => {
+                // A message cut off in the middle (RFC 4975 §7.3.1 notes truncated chunks).
+                match conn.parser.as_mut().map(|p| p.finish(&conn.inbuf)) {
+                    Some(Err(e)) if reason.is_empty() || reason == "closed by peer" => {
+                        format!("{reason} ({e})")
+                    }
+                    _ => reason.to_string(),
+                }
+            }
+            None => return,
+        };
+        self.drop_connection(
+            c,
+            |r| CloseReason::ConnectionLost(r.to_string()),
+            &reason,
+            false,
+        );
+    }
+
+    /// Bytes arrived on a connection.
+    pub fn handle_input(&mut self, c: ConnectionHandle, data: &[u8]) {
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        if conn.state != ConnectionState::Open || conn.closing.is_some() {
+            return;
+        }
+        let Some(mut parser) = conn.parser.take() else {
+            return;
+        };
+        let mut buf = std::mem::take(&mut conn.inbuf);
+        let owned = !buf.is_empty();
+        if owned {
+            buf.extend_from_slice(data);
+        }
+        let input: &[u8] = if owned { &buf } else { data };
+        let mut pos = 0;
+        let mut error = None;
+        loop {
+            match parser.parse(&input[pos..]) {
+                Ok((n, Some(ev))) => {
+                    pos += n;
+                    self.on_parse_event(c, ev);
+                    if !self.conns.contains_key(&c) {
+                        return;
+                    }
+                }
+                Ok((_, None)) => break,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = error {
+            // The byte stream cannot be resynchronised: close the connection.
+            let reason = format!("unparsable input: {e}");
+            self.drop_connection(
+                c,
+                |r| CloseReason::ProtocolError(r.to_string()),
+                &reason,
+                true,
+            );
+            return;
+        }
+        let rest = input[pos..].to_vec();
+        if let Some(conn) = self.conns.get_mut(&c) {
+            conn.parser = Some(parser);
+            conn.inbuf = rest;
+        }
+        self.after_input();
+    }
+
+    /// Time passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for s in self.session_order.clone() {
+            let Some(e) = self.sessions.get_mut(&s) else {
+                continue;
+            };
+            e.core.handle_timeout(now);
+            if e.deadline.is_some_and(|d| d <= now) && e.state != SessionState::Connected {
+                let why = match (e.params.role, e.state) {
+                    (SessionRole::Passive, _) => format!(
+                        "the peer did not connect and send its first SEND within {} s",
+                        self.config.connect_timeout.as_secs()
+                    ),
+                    (SessionRole::Active, SessionState::Binding) => format!(
+                        "the peer did not answer our first SEND within {} s",
+                        self.config.connect_timeout.as_secs()
+                    ),
+                    (SessionRole::Active, _) => format!(
+                        "the connection was not established within {} s",
+                        self.config.connect_timeout.as_secs()
+                    ),
+                };
+                self.end_session(s, CloseReason::NotConnected(why));
+            }
+        }
+        for c in self.conn_order.clone() {
+            let Some(conn) = self.conns.get(&c) else {
+                continue;
+            };
+            if conn.bind_deadline.is_some_and(|d| d <= now) && conn.sessions.is_empty() {
+                let why = format!(
+                    "no session bound within {} s",
+                    self.config.bind_timeout.as_secs()
+                );
+                self.close_connection(c, &why);
+            }
+        }
+        self.after_input();
+    }
+
+    // ---- outputs ---------------------------------------------------------------------------
+
+    /// The next deadline.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let s = self
+            .sessions
+            .values()
+            .flat_map(|e| {
+                [
+                    e.core.poll_timeout(),
+                    e.deadline.filter(|_| e.state != SessionState::Connected),
+                ]
+            })
+            .flatten();
+        let c = self
+            .conns
+            .values()
+            .filter_map(|c| c.bind_deadline.filter(|_| c.sessions.is_empty()));
+        s.chain(c).min()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events.is_empty() {
+            self.collect_session_events();
+        }
+        self.events.pop_front()
+    }
+
+    /// Bytes to write on any connection (round robin across connections).
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        let n = self.conn_order.len();
+        for i in 0..n {
+            let c = self.conn_order[(self.tx_rr + i) % n];
+            if let Some(data) = self.poll_transmit_on(c, now) {
+                self.tx_rr = (self.tx_rr + i + 1) % n.max(1);
+                return Some(Transmit {
+                    connection: c,
+                    data,
+                });
+            }
+        }
+        None
+    }
+
+    /// Bytes to write on one connection: pending responses first, then the next request of
+    /// its sessions in turn (REPORTs, then one chunk). Call it only while the connection can
+    /// take more, so that chunks are cut late and responses do not wait behind them.
+    pub fn poll_transmit_on(&mut self, c: ConnectionHandle, now: Instant) -> Option<Vec<u8>> {
+        let conn = self.conns.get_mut(&c)?;
+        if conn.state != ConnectionState::Open {
+            return None;
+        }
+        if !conn.control.is_empty() {
+            return Some(std::mem::take(&mut conn.control));
+        }
+        if conn.closing.is_some() {
+            let reason = conn.closing.take().unwrap_or_default();
+            self.finish_close(c, &reason);
+            return None;
+        }
+        let n = conn.sessions.len();
+        for i in 0..n {
+            let conn = self.conns.get_mut(&c)?;
+            let s = conn.sessions[(conn.rr + i) % n];
+            let Some(e) = self.sessions.get_mut(&s) else {
+                continue;
+            };
+            if e.state == SessionState::Waiting || !e.core.wants_to_send() {
+                continue;
+            }
+            let Some(req) = e.core.poll_request(now, &mut *self.rng) else {
+                continue;
+            };
+            conn.rr = (conn.rr + i + 1) % n;
+            let mut out = Vec::new();
+            match write_request(&req, &e.params.remote_path, &e.params.local_path, &mut out) {
+                Ok(()) => return Some(out),
+                Err(err) => {
+                    // Our own request does not serialise: a bug or bad local parameters.
+                    self.end_session(
+                        s,
+                        CloseReason::ProtocolError(format!("cannot write our request: {err}")),
+                    );
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    // ---- internals -------------------------------------------------------------------------
+
+    /// The outbound connection of an active session is up: send the binding SEND at once
+    /// (RFC 4975 §5.4: "the active endpoint MUST immediately issue a SEND request").
+    fn on_outbound_up(&mut self, s: SessionHandle, c: ConnectionHandle) {
+        let e = self.sessions.get_mut(&s).expect("exists");
+        if e.state != SessionState::Waiting {
+            return;
+        }
+        if !e.params.send_binding_send {
+            // Passive behind our relay (RFC 6135 §4.5): we connected, the peer sends first.
+            return;
+        }
+        let id = random_ident(&mut *self.rng, 20);
+        // A bodiless SEND, first in line (RFC 4975 §7.1: "the active endpoint sends a SEND
+        // request immediately upon establishing a connection. If it has nothing to say at the
+        // moment, it can send a request with no body").
+        match e.core.send_first(id.clone(), MessageSpec::bodiless()) {
+            Ok(()) => {
+                e.binding_message = Some(id);
+                e.state = SessionState::Binding;
+            }
+            Err(err) => {
+                self.end_session(
+                    s,
+                    CloseReason::ProtocolError(format!("cannot queue the binding SEND: {err}")),
+                );
+                return;
+            }
+        }
+        let _ = c;
+    }
+
+    fn on_parse_event(&mut self, c: ConnectionHandle, ev: ParseEvent<'_>) {
+        match ev {
+            ParseEvent::Head { head, body: _ } => self.on_head(c, head),
+            ParseEvent::Body(data) => {
+                let conn = self.conns.get_mut(&c).expect("exists");
+                if let Current::Send {
+                    session, cursor, ..
+                } = &mut conn.current
+                {
+                    if let Some(e) = self.sessions.get_mut(session) {
+                        e.core.recv_body(cursor, data);
+                    }
+                }
+            }
+            ParseEvent::End(flag) => {
+                let conn = self.conns.get_mut(&c).expect("exists");
+                match std::mem::replace(&mut conn.current, Current::Idle) {
+                    Current::Idle => {}
+                    Current::Send {
+                        session,
+                        cursor,
+                        reply,
+                    } => {
+                        let status = match self.sessions.get_mut(&session) {
+                            Some(e) => e.core.recv_end(cursor, flag),
+                            // The session closed while its SEND was arriving.
+                            None => {
+                                respond(reply.failure_report, StatusCode::SESSION_DOES_NOT_EXIST)
+                            }
+                        };
+                        if let Some(st) = status {
+                            self.queue_response(c, &reply, st);
+                        }
+                    }
+                    Current::Report {
+                        session,
+                        message_id,
+                        byte_range,
+                        status,
+                    } => {
+                        // RFC 4975 §7.1.2: no response to a REPORT, ever.
+                        if let (Some(e), Some(mid), Some(st)) =
+                            (self.sessions.get_mut(&session), message_id, status)
+                        {
+                            e.core.handle_report(&mid, byte_range, st);
+                        }
+                    }
+                    Current::Discard { respond } => {
+                        if let Some((reply, st)) = respond {
+                            self.queue_response(c, &reply, st);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn queue_response(&mut self, c: ConnectionHandle, reply: &Reply, status: StatusCode) {
+        if let Some(conn) = self.conns.get_mut(&c) {
+            // RFC 4975 §7.2: "The response MUST be transmitted back on the same connection on
+            // which the original request arrived."
+            let _ = write_response(reply, status, &mut conn.control);
+        }
+    }
+
+    fn on_head(&mut self, c: ConnectionHandle, head: crate::message::MessageHead) {
+        let tid = head.transaction_id().to_string();
+        if !head.is_request() {
+            // A response: find the session whose transaction it answers.
+            let status = head.status_code().unwrap_or(StatusCode::BAD_REQUEST);
+            let sessions = self.conns[&c].sessions.clone();
+            for s in sessions {
+                if let Some(e) = self.sessions.get_mut(&s) {
+                    if e.core.handle_response(&tid, status) {
+                        break;
+                    }
+                }
+            }
+            self.conns.get_mut(&c).expect("exists").current = Current::Discard { respond: None };
+            return;
+        }
+        let method = head.method().cloned().unwrap_or(Method::Other("".into()));
+        let to_path = head.to_path();
+        let from_path = head.from_path();
+        let failure_report = head.failure_report().unwrap_or(FailureReport::Yes);
+        // RFC 4975 §7.2: responses to SEND go to the previous hop only; others to the full path.
+        let reply = Reply {
+            transaction_id: tid,
+            to_path: match method {
+                Method::Send => from_path.iter().take(1).cloned().collect(),
+                _ => from_path.clone(),
+            },
+            from_path: to_path.last().cloned().into_iter().collect(),
+            failure_report,
+        };
+        let routed = self.route(c, to_path.last(), from_path.last());
+        let current = match routed {
+            Err((status, reason)) => {
+                self.events.push_back(Event::RequestRejected {
+                    connection: c,
+                    status,
+                    reason,
+                });
+                // RFC 4975 §7.3: "the receiver MUST generate a 481 error and ignore the
+                // request" (subject to Failure-Report); never a response to a REPORT.
+                let respond = match method {
+                    Method::Report => None,
+                    _ => respond(failure_report, status).map(|s| (reply, s)),
+                };
+                Current::Discard { respond }
+            }
+            Ok(s) => match method {
+                Method::Send => {
+                    let incoming = IncomingSend {
+                        transaction_id: reply.transaction_id.clone(),
+                        message_id: head.message_id().map(str::to_string),
+                        byte_range: head.byte_range(),
+                        content_type: head.content_type().map(|ct| ct.as_str().to_string()),
+                        success_report: head.success_report().unwrap_or(false),
+                        failure_report,
+                    };
+                    let e = self.sessions.get_mut(&s).expect("routed");
+                    let cursor = e.core.recv_head(&incoming);
+                    Current::Send {
+                        session: s,
+                        cursor,
+                        reply,
+                    }
+                }
+                Method::Report => Current::Report {
+                    session: s,
+                    message_id: head.message_id().map(str::to_string),
+                    byte_range: head.byte_range(),
+                    status: head.status().map(|st| st.code),
+                },
+                // RFC 4975 §10.9 / §12: unknown methods get 501.
+                _ => Current::Discard {
+                    respond: respond(failure_report, StatusCode::NOT_IMPLEMENTED)
+                        .map(|st| (reply, st)),
+                },
+            },
+        };
+        self.conns.get_mut(&c).expect("exists").current = current;
+    }
+
+    /// Finds the session a request on connection `c` belongs to, binding `c` to it when it is
+    /// the passive side's first request (RFC 4975 §5.4, §7.3).
+    fn route(
+        &mut self,
+        c: ConnectionHandle,
+        to: Option<&MsrpUri>,
+        from: Option<&MsrpUri>,
+    ) -> Result<SessionHandle, (StatusCode, String)> {
+        let Some(to) = to else {
+            return Err((StatusCode::BAD_REQUEST, "request without To-Path".into()));
+        };
+        let found = self.session_order.iter().copied().find(|s| {
+            let p = &self.sessions[s].params;
+            if p.match_session_id_only {
+                p.local_uri.session_id.is_some() && p.local_uri.session_id == to.session_id
+            } else {
+                p.local_uri.equivalent(to)
+            }
+        });
+        let Some(s) = found else {
+            return Err((
+                StatusCode::SESSION_DOES_NOT_EXIST,
+                format!("no session for To-Path {to}"),
+            ));
+        };
+        let e = self.sessions.get_mut(&s).expect("found");
+        match e.conn {
+            Some(bound) if bound == c => {
+                if e.state == SessionState::Waiting && e.params.role == SessionRole::Passive {
+                    // Passive behind a relay: the first request through our own connection.
+                    e.state = SessionState::Connected;
+                    self.events.push_back(Event::SessionConnected {
+                        session: s,
+                        connection: c,
+                    });
+                }
+                Ok(s)
+            }
+            Some(_) => Err((
+                StatusCode::WRONG_CONNECTION,
+                format!("session {to} is bound to another connection"),
+            )),
+            None => {
+                let from_ok = from.is_some_and(|f| {
+                    if e.params.match_session_id_only {
+                        f.session_id.is_some() && f.session_id == e.params.remote_uri.session_id
+                    } else {
+                        e.params.remote_uri.equivalent(f)
+                    }
+                });
+                if !from_ok {
+                    // RFC 4975 §5.4: the connecting host must be the one the URI was given
+                    // to; its From-Path names it. Not a match: 481, stay unbound.
+                    return Err((
+                        StatusCode::SESSION_DOES_NOT_EXIST,
+                        format!(
+                            "From-Path {} is not the peer of session {to}",
+                            from.map_or_else(|| "(none)".to_string(), |f| f.to_string())
+                        ),
+                    ));
+                }
+                e.conn = Some(c);
+                e.state = SessionState::Connected;
+                let conn = self.conns.get_mut(&c).expect("exists");
+                conn.sessions.push(s);
+                conn.bind_deadline = None;
+                self.events.push_back(Event::SessionConnected {
+                    session: s,
+                    connection: c,
+                });
+                Ok(s)
+            }
+        }
+    }
+
+    /// After processing input or time: sessions that hit something fatal end.
+    fn after_input(&mut self) {
+        for s in self.session_order.clone() {
+            let fatal = self.sessions.get_mut(&s).and_then(|e| e.core.take_fatal());
+            if let Some(f) = fatal {
+                self.collect_events_of(s);
+                self.end_session(
+                    s,
+                    CloseReason::Rejected {
+                        status: f.status,
+                        reason: f.reason,
+                    },
+                );
+            }
+        }
+        self.collect_session_events();
+    }
+
+    fn collect_session_events(&mut self) {
+        for s in self.session_order.clone() {
+            self.collect_events_of(s);
+        }
+    }
+
+    fn collect_events_of(&mut self, s: SessionHandle) {
+        let Some(e) = self.sessions.get_mut(&s) else {
+            return;
+        };
+        let mut end = None;
+        while let Some(ev) = e.core.poll_event() {
+            // The binding SEND is ours, not the application's: its 200 connects the session.
+            let is_binding = |id: &str| e.binding_message.as_deref() == Some(id);
+            match ev {
+                SessionEvent::MessageSent { message_id } if is_binding(&message_id) => {
+                    e.binding_message = None;
+                    if e.state == SessionState::Binding {
+                        e.state = SessionState::Connected;
+                        self.events.push_back(Event::SessionConnected {
+                            session: s,
+                            connection: e.conn.expect("bound"),
+                        });
+                    }
+                }
+                SessionEvent::MessageFailed {
+                    message_id,
+                    status,
+                    reason,
+                } if is_binding(&message_id) => {
+                    e.binding_message = None;
+                    end = Some(CloseReason::Rejected {
+                        status,
+                        reason: format!("our first SEND failed: {reason}"),
+                    });
+                }
+                SessionEvent::SendReady { message_id }
+                | SessionEvent::MessageDelivered { message_id }
+                | SessionEvent::DeliveryProgress { message_id, .. }
+                    if is_binding(&message_id) => {}
+                ev => self.events.push_back(Event::Session {
+                    session: s,
+                    event: ev,
+                }),
+            }
+        }
+        if let Some(r) = end {
+            if self.sessions.contains_key(&s) {
+                self.end_session(s, r);
+            }
+        }
+    }
+
+    fn end_session(&mut self, s: SessionHandle, reason: CloseReason) {
+        let Some(mut e) = self.sessions.remove(&s) else {
+            return;
+        };
+        self.session_order.retain(|x| *x != s);
+        let why = reason.to_string();
+        e.core.close(&why);
+        while let Some(ev) = e.core.poll_event() {
+            let binding = matches!(&ev, SessionEvent::MessageFailed { message_id, .. }
+                if e.binding_message.as_deref() == Some(message_id.as_str()));
+            if !binding {
+                self.events.push_back(Event::Session {
+                    session: s,
+                    event: ev,
+                });
+            }
+        }
+        self.events
+            .push_back(Event::SessionClosed { session: s, reason });
+        if let Some(c) = e.conn {
+            let empty = match self.conns.get_mut(&c) {
+                Some(conn) => {
+                    conn.sessions.retain(|x| *x != s);
+                    conn.sessions.is_empty()
+                }
+                None => false,
+            };
+            if empty {
+                self.close_connection(c, "no session left on the connection");
+            }
+        }
+    }
+
+    /// Closes a connection gracefully: pending responses are still written, then the driver
+    /// is told to close it.
+    fn close_connection(&mut self, c: ConnectionHandle, reason: &str) {
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        if conn.state == ConnectionState::Open && !conn.control.is_empty() {
+            conn.closing = Some(reason.to_string());
+            return;
+        }
+        self.finish_close(c, reason);
+    }
+
+    fn finish_close(&mut self, c: ConnectionHandle, reason: &str) {
+        self.drop_connection(
+            c,
+            |r| CloseReason::ConnectionLost(r.to_string()),
+            reason,
+            true,
+        );
+    }
+
+    /// Removes a connection, ending the sessions on it with `why(reason)`.
+    fn drop_connection(
+        &mut self,
+        c: ConnectionHandle,
+        why: impl Fn(&str) -> CloseReason,
+        reason: &str,
+        tell_driver: bool,
+    ) {
+        let Some(conn) = self.conns.remove(&c) else {
+            return;
+        };
+        self.conn_order.retain(|x| *x != c);
+        if tell_driver {
+            self.events.push_back(Event::CloseConnection {
+                connection: c,
+                reason: reason.to_string(),
+            });
+        }
+        for s in conn.sessions {
+            if let Some(e) = self.sessions.get_mut(&s) {
+                e.conn = None;
+            }
+            self.collect_events_of(s);
+            self.end_session(s, why(reason));
+        }
+    }
+}
