@@ -1,11 +1,11 @@
 //! Scenario tests of the sans-IO endpoint: two endpoints on the in-memory `Pair` harness,
 //! fake time (RFC 4975 §5.4, §7; RFC 6135 §4.2.2).
 
-mod common;
+#[path = "common/pair.rs"]
+mod pair;
 
 use std::time::Duration;
 
-use common::pair::{Pair, Who};
 use msrp_proto::endpoint::{CloseReason, EndpointConfig, Event, SessionRole, SessionState};
 use msrp_proto::message::{
     parse_messages, ByteRange, Continuation, FailureReport, Limits, Message, MessageHead, Method,
@@ -13,6 +13,7 @@ use msrp_proto::message::{
 };
 use msrp_proto::session::{MessageSpec, RecvPolicy, SessionConfig, SessionEvent};
 use msrp_proto::uri::MsrpUri;
+use pair::{Pair, Who};
 
 fn cfg(chunk: usize) -> SessionConfig {
     SessionConfig {
