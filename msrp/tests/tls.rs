@@ -35,6 +35,8 @@ struct Served {
     line: String,
     client_fp: Option<Fingerprint>,
     version: Option<ProtocolVersion>,
+    /// The server name indication the client sent.
+    sni: Option<String>,
 }
 
 /// Listens on loopback, accepts one TLS connection, reads one line and answers
@@ -52,6 +54,7 @@ async fn serve_once(
         let tls = accept_tls(tcp, config, HANDSHAKE).await?;
         let client_fp = peer_fingerprint(tls.get_ref().1);
         let version = tls.get_ref().1.protocol_version();
+        let sni = tls.get_ref().1.server_name().map(str::to_string);
         let mut reader = BufReader::new(tls);
         let mut line = String::new();
         bounded((&mut reader).take(4096).read_line(&mut line)).await?;
@@ -62,6 +65,7 @@ async fn serve_once(
             line,
             client_fp,
             version,
+            sni,
         })
     });
     (addr, task)
@@ -104,19 +108,25 @@ fn pinned(id: &TlsIdentity) -> PeerAuth {
 async fn pinned_both_directions_handshake_and_data_flow() {
     let server_id = TlsIdentity::generate().unwrap();
     let client_id = TlsIdentity::generate().unwrap();
-    let scfg = server_config(&server_id, pinned(&client_id)).unwrap();
-    let ccfg = client_config(Some(&client_id), pinned(&server_id)).unwrap();
-    let (addr, server) = serve_once(scfg).await;
-    let client = client_once(addr, "127.0.0.1", ccfg).await.unwrap();
-    let served = bounded(server).await.unwrap().unwrap();
-    assert_eq!(served.line, "hello over msrps\n");
-    assert_eq!(client.reply, b"ack:hello over msrps\n");
-    // each side saw exactly the certificate pinned by the other's SDP
-    assert_eq!(served.client_fp.as_ref(), Some(client_id.fingerprint()));
-    assert_eq!(client.server_fp.as_ref(), Some(server_id.fingerprint()));
-    // both TLS versions are enabled: the default is TLS 1.3
-    assert_eq!(client.version, Some(ProtocolVersion::TLSv1_3));
-    assert_eq!(served.version, Some(ProtocolVersion::TLSv1_3));
+    // The MSRP URI host is an IP address or a name that the self-signed certificate
+    // (subjectAltName msrp.invalid) does not carry: with pinning, names play no part
+    // (RFC 4975 §14.4), and a DNS name is still sent as SNI (RFC 4975 §14.2).
+    for (host, sni) in [("127.0.0.1", None), ("peer.test", Some("peer.test"))] {
+        let scfg = server_config(&server_id, pinned(&client_id)).unwrap();
+        let ccfg = client_config(Some(&client_id), pinned(&server_id)).unwrap();
+        let (addr, server) = serve_once(scfg).await;
+        let client = client_once(addr, host, ccfg).await.unwrap();
+        let served = bounded(server).await.unwrap().unwrap();
+        assert_eq!(served.line, "hello over msrps\n");
+        assert_eq!(client.reply, b"ack:hello over msrps\n");
+        // each side saw exactly the certificate pinned by the other's SDP
+        assert_eq!(served.client_fp.as_ref(), Some(client_id.fingerprint()));
+        assert_eq!(client.server_fp.as_ref(), Some(server_id.fingerprint()));
+        // both TLS versions are enabled: the default is TLS 1.3
+        assert_eq!(client.version, Some(ProtocolVersion::TLSv1_3));
+        assert_eq!(served.version, Some(ProtocolVersion::TLSv1_3));
+        assert_eq!(served.sni.as_deref(), sni);
+    }
 }
 
 #[tokio::test]
@@ -367,6 +377,8 @@ async fn ca_roots_with_host_name_for_a_relay() {
     let served = bounded(server).await.unwrap().unwrap();
     assert_eq!(client.reply, b"ack:hello over msrps\n");
     assert_eq!(served.client_fp, None);
+    // RFC 4975 §14.2: server name indication is sent
+    assert_eq!(served.sni.as_deref(), Some("relay.test"));
 
     // wrong name: refused
     let (addr, server) = serve_once(scfg.clone()).await;
