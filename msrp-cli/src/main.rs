@@ -8,6 +8,8 @@
 
 use clap::{Parser, Subcommand};
 
+mod nat_check;
+
 /// MSRP (RFC 4975) with the RFC 6135 COMEDIA connection model: chat, file transfer, SDP
 /// negotiation, relays and interop testing.
 #[derive(Debug, Parser)]
@@ -24,6 +26,9 @@ struct Cli {
 enum Command {
     /// Print the version.
     Version,
+    /// Discover NAT mapping and filtering behaviour with STUN (RFC 5780) and say which
+    /// a=setup value to offer (RFC 6135 §4.2.2).
+    NatCheck(nat_check::NatCheckArgs),
 }
 
 fn init_tracing(verbose: u8) {
@@ -49,6 +54,7 @@ fn main() {
             println!("msrp {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::NatCheck(args) => nat_check::run(args),
     };
     if let Err(e) = result {
         eprintln!("msrp: {e:#}");
