@@ -233,6 +233,12 @@ fn codec_cross_check_with_coturn() {
         assert_eq!(resp.response_origin(), Some(from));
         // OTHER-ADDRESS is Ca:Cp whatever the flags.
         assert_eq!(resp.other_address(), Some(srv.alternate));
+        // With --fingerprint coturn adds FINGERPRINT, which Message::decode verified against
+        // our CRC-32 (coturn quirk: only on responses from the address the request went to).
+        let has_fp = matches!(resp.attributes.last(), Some(Attribute::Fingerprint(_)));
+        if !change_ip && !change_port {
+            assert!(has_fp, "{resp:?}");
+        }
     }
 }
 

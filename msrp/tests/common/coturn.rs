@@ -121,18 +121,25 @@ impl Coturn {
             let dir = tempfile::tempdir().expect("tempdir");
             let log = std::fs::File::create(dir.path().join("turnserver.log")).expect("log file");
             let mut cmd = Command::new(&bin);
-            cmd.args(["-n", "--stun-only", "--no-cli", "--no-tls", "--no-dtls"])
-                .args(["--log-file", "stdout", "--simple-log"])
-                .args(["-L", "127.0.0.1", "-L", "127.0.0.2"])
-                .args(["--listening-port", &port.to_string()])
-                .args(["--alt-listening-port", &alt.to_string()])
-                .arg("--pidfile")
-                .arg(dir.path().join("turnserver.pid"))
-                .arg("--db")
-                .arg(dir.path().join("turndb"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(log.try_clone().expect("log fd")))
-                .stderr(Stdio::from(log));
+            cmd.args([
+                "-n",
+                "--stun-only",
+                "--no-cli",
+                "--no-tls",
+                "--no-dtls",
+                "--fingerprint",
+            ])
+            .args(["--log-file", "stdout", "--simple-log"])
+            .args(["-L", "127.0.0.1", "-L", "127.0.0.2"])
+            .args(["--listening-port", &port.to_string()])
+            .args(["--alt-listening-port", &alt.to_string()])
+            .arg("--pidfile")
+            .arg(dir.path().join("turnserver.pid"))
+            .arg("--db")
+            .arg(dir.path().join("turndb"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("log fd")))
+            .stderr(Stdio::from(log));
             if !rfc5780 {
                 cmd.arg("--no-rfc5780");
             }
