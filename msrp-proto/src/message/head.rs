@@ -67,7 +67,7 @@ pub enum StartLine<'a> {
 pub struct HeaderRef<'a> {
     /// The name, spelled as on the wire.
     pub name: &'a str,
-    /// The value, without the whitespace after the colon.
+    /// The value: everything after the colon and the single space that follows it.
     pub value: &'a str,
     /// The header's kind.
     pub kind: HeaderKind,

@@ -351,13 +351,23 @@ impl Parser {
     /// too).
     fn parse_header_line(&mut self, line: &[u8], at: usize) -> Result<(), Local> {
         header::check_text(line).map_err(|(i, e)| (at + i, e))?;
+        // RFC 4975 §9 has no line folding: a line starting with whitespace is not a header.
+        if line[0] == b' ' || line[0] == b'\t' {
+            return Err((at, MessageError::InvalidHeaderName));
+        }
+        // A header name starts with ALPHA; a line of dashes is a broken end-line.
+        if line[0] == b'-' {
+            return Err((at, MessageError::MalformedEndLine));
+        }
         let Some(colon) = memchr::memchr(b':', line) else {
             return Err((at, MessageError::HeaderWithoutColon));
         };
         let name = &line[..colon];
         header::check_name(name).map_err(|e| (at, e))?;
+        // RFC 4975 §9: hname ":" SP hval. The value is everything after that one SP (which
+        // we also accept missing); further whitespace belongs to the value.
         let mut vs = colon + 1;
-        while vs < line.len() && (line[vs] == b' ' || line[vs] == b'\t') {
+        if line.get(vs) == Some(&b' ') {
             vs += 1;
         }
         let value = &line[vs..];
