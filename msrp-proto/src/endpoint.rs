@@ -100,6 +100,28 @@ pub struct SessionParams {
     pub config: SessionConfig,
 }
 
+impl SessionParams {
+    /// The parameters of a session negotiated with SDP (RFC 6135): role, where to connect,
+    /// paths and session matching come from the connection plan; `config` carries our
+    /// chunking, timeouts and receive policy (our accept-types and max-size).
+    pub fn from_plan(plan: &crate::sdp::ConnectionPlan, config: SessionConfig) -> Self {
+        SessionParams {
+            role: match plan.role {
+                crate::sdp::Role::Active => SessionRole::Active,
+                crate::sdp::Role::Passive => SessionRole::Passive,
+            },
+            connect_to: plan.connect_to.clone(),
+            send_binding_send: plan.send_binding_send,
+            local_uri: plan.local_uri.clone(),
+            local_path: plan.local_path.clone(),
+            remote_path: plan.remote_path.clone(),
+            remote_uri: plan.remote_uri.clone(),
+            match_session_id_only: plan.match_session_id_only,
+            config,
+        }
+    }
+}
+
 /// Endpoint settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointConfig {
@@ -242,6 +264,11 @@ struct SessionEntry {
     state: SessionState,
     deadline: Option<Instant>,
     binding_message: Option<String>,
+    /// Registered from our offer, before the answer: requests for our URI bind provisionally
+    /// (see [`Endpoint::add_offered_session`]).
+    provisional: bool,
+    /// From-Path of the first request on a provisional binding, checked at completion.
+    first_from: Option<MsrpUri>,
 }
 
 /// Why an application command was refused.
@@ -367,47 +394,177 @@ impl Endpoint {
                 state: SessionState::Waiting,
                 deadline: Some(now + self.config.connect_timeout),
                 binding_message: None,
+                provisional: false,
+                first_from: None,
             },
         );
         self.session_order.push(h);
         if let Some(target) = connect_to {
-            // RFC 4975 §5.4: reuse a connection to the same host, port and scheme.
-            let existing = self.conn_order.iter().copied().find(|c| {
-                let conn = &self.conns[c];
-                conn.state != ConnectionState::Closed
-                    && conn.closing.is_none()
-                    && conn
-                        .outbound_target()
-                        .is_some_and(|t| same_target(t, &target))
-            });
-            let c = match existing {
-                Some(c) => c,
-                None => {
-                    let c = ConnectionHandle(self.next_id);
-                    self.next_id += 1;
-                    self.conns.insert(
-                        c,
-                        Connection::new(
-                            Direction::Outbound(target.clone()),
-                            ConnectionState::Connecting,
-                            self.config.limits,
-                        ),
-                    );
-                    self.conn_order.push(c);
-                    self.events.push_back(Event::Connect {
-                        connection: c,
-                        to: target,
-                    });
-                    c
-                }
-            };
-            self.conns.get_mut(&c).expect("exists").sessions.push(h);
-            self.sessions.get_mut(&h).expect("exists").conn = Some(c);
-            if self.conns[&c].state == ConnectionState::Open {
-                self.on_outbound_up(h, c);
-            }
+            self.start_outbound(h, target);
         }
         Ok(h)
+    }
+
+    /// Registers the session of an offer we sent, before its answer arrives: our URI is
+    /// known, the peer's is not. If the answer makes the peer active, its connection and first
+    /// SEND may arrive before the application has processed the answer; they bind
+    /// provisionally (the SEND gets its response), and [`complete_session`](Self::complete_session)
+    /// checks the first request's From-Path against the answer's path then (RFC 4975 §5.4).
+    pub fn add_offered_session(
+        &mut self,
+        local_uri: MsrpUri,
+        config: SessionConfig,
+    ) -> SessionHandle {
+        let h = SessionHandle(self.next_id);
+        self.next_id += 1;
+        let params = SessionParams {
+            role: SessionRole::Passive,
+            connect_to: None,
+            send_binding_send: false,
+            local_path: vec![local_uri.clone()],
+            remote_path: vec![local_uri.clone()],
+            remote_uri: local_uri.clone(),
+            local_uri,
+            match_session_id_only: false,
+            config: config.clone(),
+        };
+        self.sessions.insert(
+            h,
+            SessionEntry {
+                params,
+                core: Session::new(config),
+                conn: None,
+                state: SessionState::Waiting,
+                deadline: None,
+                binding_message: None,
+                provisional: true,
+                first_from: None,
+            },
+        );
+        self.session_order.push(h);
+        h
+    }
+
+    /// Completes a session registered with [`add_offered_session`](Self::add_offered_session)
+    /// once the answer is known. `params.config` is ignored (the session keeps the
+    /// configuration it was registered with).
+    pub fn complete_session(
+        &mut self,
+        h: SessionHandle,
+        params: SessionParams,
+        now: Instant,
+    ) -> Result<(), EndpointError> {
+        if params.local_path.is_empty() || params.remote_path.is_empty() {
+            return Err(EndpointError::InvalidParams("empty local or remote path"));
+        }
+        if params.role == SessionRole::Active && params.connect_to.is_none() {
+            return Err(EndpointError::InvalidParams(
+                "an active session needs a connect_to URI",
+            ));
+        }
+        let e = self
+            .sessions
+            .get_mut(&h)
+            .ok_or(EndpointError::UnknownSession)?;
+        if !e.provisional {
+            return Err(EndpointError::InvalidParams(
+                "session is not awaiting completion",
+            ));
+        }
+        let config = e.params.config.clone();
+        e.params = SessionParams { config, ..params };
+        e.provisional = false;
+        e.deadline = Some(now + self.config.connect_timeout);
+        let first_from = e.first_from.take();
+        let bound = e.conn;
+        let p = e.params.clone();
+        if let Some(c) = bound {
+            let ok = p.role == SessionRole::Passive
+                && first_from.as_ref().is_some_and(|f| {
+                    if p.match_session_id_only {
+                        f.session_id.is_some() && f.session_id == p.remote_uri.session_id
+                    } else {
+                        p.remote_uri.equivalent(f)
+                    }
+                });
+            if ok {
+                let e = self.sessions.get_mut(&h).expect("exists");
+                e.state = SessionState::Connected;
+                self.events.push_back(Event::SessionConnected {
+                    session: h,
+                    connection: c,
+                });
+            } else {
+                // Someone else bound it: undo, and drop that connection.
+                let e = self.sessions.get_mut(&h).expect("exists");
+                e.conn = None;
+                if let Some(conn) = self.conns.get_mut(&c) {
+                    conn.sessions.retain(|x| *x != h);
+                }
+                self.events.push_back(Event::RequestRejected {
+                    connection: c,
+                    status: StatusCode::SESSION_DOES_NOT_EXIST,
+                    reason: format!(
+                        "From-Path {} of the provisional binding is not the answer's peer {}",
+                        first_from.map_or_else(|| "(none)".into(), |f| f.to_string()),
+                        p.remote_uri
+                    ),
+                });
+                if self
+                    .conns
+                    .get(&c)
+                    .is_some_and(|conn| conn.sessions.is_empty())
+                {
+                    self.close_connection(c, "provisional binding did not match the answer");
+                }
+            }
+        }
+        if p.role == SessionRole::Active {
+            if let Some(target) = p.connect_to {
+                self.start_outbound(h, target);
+            }
+        }
+        Ok(())
+    }
+
+    /// Connects an active session: reuses an outbound connection to the same target or asks
+    /// the driver for a new one.
+    fn start_outbound(&mut self, h: SessionHandle, target: MsrpUri) {
+        // RFC 4975 §5.4: reuse a connection to the same host, port and scheme.
+        let existing = self.conn_order.iter().copied().find(|c| {
+            let conn = &self.conns[c];
+            conn.state != ConnectionState::Closed
+                && conn.closing.is_none()
+                && conn
+                    .outbound_target()
+                    .is_some_and(|t| same_target(t, &target))
+        });
+        let c = match existing {
+            Some(c) => c,
+            None => {
+                let c = ConnectionHandle(self.next_id);
+                self.next_id += 1;
+                self.conns.insert(
+                    c,
+                    Connection::new(
+                        Direction::Outbound(target.clone()),
+                        ConnectionState::Connecting,
+                        self.config.limits,
+                    ),
+                );
+                self.conn_order.push(c);
+                self.events.push_back(Event::Connect {
+                    connection: c,
+                    to: target,
+                });
+                c
+            }
+        };
+        self.conns.get_mut(&c).expect("exists").sessions.push(h);
+        self.sessions.get_mut(&h).expect("exists").conn = Some(c);
+        if self.conns[&c].state == ConnectionState::Open {
+            self.on_outbound_up(h, c);
+        }
     }
 
     /// Queues a message on a session; returns its Message-ID. Write its body with
@@ -932,7 +1089,10 @@ impl Endpoint {
         let e = self.sessions.get_mut(&s).expect("found");
         match e.conn {
             Some(bound) if bound == c => {
-                if e.state == SessionState::Waiting && e.params.role == SessionRole::Passive {
+                if e.state == SessionState::Waiting
+                    && e.params.role == SessionRole::Passive
+                    && !e.provisional
+                {
                     // Passive behind a relay: the first request through our own connection.
                     e.state = SessionState::Connected;
                     self.events.push_back(Event::SessionConnected {
@@ -946,6 +1106,16 @@ impl Endpoint {
                 StatusCode::WRONG_CONNECTION,
                 format!("session {to} is bound to another connection"),
             )),
+            None if e.provisional => {
+                // Our offer's session, answer not processed yet: bind provisionally; the
+                // From-Path is checked by complete_session.
+                e.conn = Some(c);
+                e.first_from = from.cloned();
+                let conn = self.conns.get_mut(&c).expect("exists");
+                conn.sessions.push(s);
+                conn.bind_deadline = None;
+                Ok(s)
+            }
             None => {
                 let from_ok = from.is_some_and(|f| {
                     if e.params.match_session_id_only {

@@ -696,3 +696,76 @@ fn unknown_method_gets_501_and_garbage_closes_connection() {
         "other connections unaffected"
     );
 }
+
+#[test]
+fn offerer_registered_before_answer_binds_provisionally_and_confirms() {
+    // The answer made B (the answerer) active: B connects and sends its first SEND before A
+    // has processed the answer. A registered its session when it sent the offer.
+    let mut p = Pair::new(EndpointConfig::default());
+    let now = p.now;
+    let sa = p.a.ep.add_offered_session(Pair::uri(Who::A), cfg(1024));
+    let sb =
+        p.b.ep
+            .add_session(Pair::params(Who::B, SessionRole::Active, cfg(1024)), now)
+            .unwrap();
+    p.drive();
+    assert!(
+        connected(&p, Who::B, sb),
+        "B's binding SEND was answered with 200"
+    );
+    assert!(!connected(&p, Who::A, sa), "A does not know the peer yet");
+    p.a.ep
+        .complete_session(
+            sa,
+            Pair::params(Who::A, SessionRole::Passive, cfg(1024)),
+            now,
+        )
+        .unwrap();
+    p.drive();
+    assert!(connected(&p, Who::A, sa));
+    let id = p.send_bytes(Who::A, sa, "text/plain", b"after the race", |s| s);
+    p.drive();
+    assert_eq!(p.received_body(Who::B, sb, &id), b"after the race");
+}
+
+#[test]
+fn provisional_binding_by_a_stranger_is_undone_at_completion() {
+    let mut p = Pair::new(EndpointConfig::default());
+    let now = p.now;
+    let sa = p.a.ep.add_offered_session(Pair::uri(Who::A), cfg(1024));
+    let c = p.raw_connect(Who::A);
+    let stranger = MsrpUri::parse("msrp://203.0.113.9:1234/mallory;tcp").unwrap();
+    p.raw_send(
+        Who::A,
+        c,
+        &raw_send(
+            "tid00001",
+            &Pair::uri(Who::A),
+            &stranger,
+            "mid00001",
+            range(1, 0, 0),
+            None,
+            Continuation::Complete,
+            None,
+        ),
+    );
+    p.a.ep
+        .complete_session(
+            sa,
+            Pair::params(Who::A, SessionRole::Passive, cfg(1024)),
+            now,
+        )
+        .unwrap();
+    p.drive();
+    assert!(!connected(&p, Who::A, sa));
+    assert_eq!(p.a.ep.session_connection(sa), None);
+    assert!(p.saw(
+        Who::A,
+        |e| matches!(e, Event::CloseConnection { connection, .. } if *connection == c)
+    ));
+    assert_eq!(
+        p.a.ep.session_state(sa),
+        Some(SessionState::Waiting),
+        "still waits for the peer"
+    );
+}
