@@ -47,6 +47,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use msrp_proto::fingerprint::{verify_certificate, Fingerprint, FingerprintMismatch, HashFunction};
+use msrp_proto::sdp::ConnectionPlan;
+use msrp_proto::uri::{Host, MsrpUri};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -162,40 +164,9 @@ impl From<io::Error> for TlsError {
     }
 }
 
-/// Which end of the TLS handshake we are (RFC 6135 §4.3, RFC 8122 §6.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TlsRole {
-    /// We opened the connection (COMEDIA active).
-    Client,
-    /// We accepted the connection (COMEDIA passive).
-    Server,
-}
-
-impl TlsRole {
-    /// The active side (the one that connects) is the TLS client, whichever side offered
-    /// (RFC 8122 §6.2: "the client (the endpoint with the 'setup:active' role)").
-    pub fn from_setup_active(active: bool) -> TlsRole {
-        if active {
-            TlsRole::Client
-        } else {
-            TlsRole::Server
-        }
-    }
-
-    /// `client` or `server`, as in the CLI's `tls_role` JSON field.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TlsRole::Client => "client",
-            TlsRole::Server => "server",
-        }
-    }
-}
-
-impl std::fmt::Display for TlsRole {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// Which end of the TLS handshake we are (RFC 6135 §4.3, RFC 8122 §6.2): the SDP layer's
+/// type, so that a [`ConnectionPlan::tls_role`] can be used as is.
+pub use msrp_proto::sdp::TlsRole;
 
 /// The ring crypto provider shared by every config we build.
 fn provider() -> Arc<CryptoProvider> {
@@ -533,6 +504,58 @@ pub enum PeerAuth {
     NoClientCertificate,
 }
 
+impl PeerAuth {
+    /// How to authenticate the peer of a negotiated session: pin its `a=fingerprint` when
+    /// the plan says it can be verified (TLS, no relay in the path, the peer sent one);
+    /// otherwise, as TLS client, verify against `ca_roots` (a relay, or a peer without
+    /// fingerprint), and as TLS server accept without a client certificate (RFC 6135 §4.3:
+    /// the session id of the first request then identifies the peer).
+    pub fn for_plan(
+        plan: &ConnectionPlan,
+        ca_roots: Option<Arc<RootCertStore>>,
+    ) -> Result<PeerAuth, TlsError> {
+        let role = plan
+            .tls_role
+            .ok_or_else(|| TlsError::Config("the negotiated session does not use TLS".into()))?;
+        if plan.verify_peer_fingerprint {
+            return Ok(PeerAuth::Fingerprints(plan.peer_fingerprints.clone()));
+        }
+        match role {
+            TlsRole::Server => Ok(PeerAuth::NoClientCertificate),
+            TlsRole::Client => {
+                let target = plan
+                    .connect_to
+                    .as_ref()
+                    .map(server_name_for)
+                    .unwrap_or_default();
+                let why = if plan.via_relay {
+                    "it is our relay, whose certificate is never in SDP"
+                } else if plan.peer_fingerprints.is_empty() {
+                    "the peer's SDP has no a=fingerprint"
+                } else {
+                    "a relay is in the path, so the peer's a=fingerprint cannot be used"
+                };
+                ca_roots.map(PeerAuth::CaRoots).ok_or_else(|| {
+                    TlsError::Config(format!(
+                        "cannot verify the TLS certificate of {target}: {why}; CA roots are \
+                         needed (--ca FILE or the system roots)"
+                    ))
+                })
+            }
+        }
+    }
+}
+
+/// The TLS server name for connecting to `uri`: its host, a DNS name or an IP address
+/// (RFC 4975 §14.2: sent as SNI when it is a name).
+pub fn server_name_for(uri: &MsrpUri) -> String {
+    match &uri.host {
+        Host::Name(n) => n.clone(),
+        Host::V4(a) => a.to_string(),
+        Host::V6(a) => a.to_string(),
+    }
+}
+
 /// Builds the client configuration for connecting as the active side. `identity` is our
 /// certificate (required by a pinning server; optional towards a relay).
 pub fn client_config(
@@ -823,7 +846,7 @@ mod tests {
     fn role_follows_setup_not_offer() {
         assert_eq!(TlsRole::from_setup_active(true), TlsRole::Client);
         assert_eq!(TlsRole::from_setup_active(false), TlsRole::Server);
-        assert_eq!(TlsRole::Client.to_string(), "client");
+        assert_eq!(TlsRole::Client.as_str(), "client");
         assert_eq!(TlsRole::Server.as_str(), "server");
     }
 

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use msrp::proto::fingerprint::Fingerprint;
+use msrp::proto::sdp::{create_answer, create_offer, LocalConfig, Reachability, Role, TlsRole};
 use msrp::rustls::{self, ClientConfig, ProtocolVersion, ServerConfig};
 use msrp::tls::{
     accept_tls, client_config, client_config_with_versions, connect_tls, load_ca_file,
-    peer_fingerprint, server_config, server_config_with_versions, verify_peer_fingerprint,
-    PeerAuth, TlsError, TlsIdentity,
+    peer_fingerprint, server_config, server_config_with_versions, server_name_for,
+    verify_peer_fingerprint, PeerAuth, TlsError, TlsIdentity,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -49,7 +50,15 @@ async fn serve_once(
 ) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
+    (addr, serve_on(listener, config))
+}
+
+/// [`serve_once`] on a given listener.
+fn serve_on(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+) -> tokio::task::JoinHandle<Result<Served, TlsError>> {
+    tokio::spawn(async move {
         let (tcp, _) = bounded(listener.accept()).await.unwrap();
         let tls = accept_tls(tcp, config, HANDSHAKE).await?;
         let client_fp = peer_fingerprint(tls.get_ref().1);
@@ -67,8 +76,7 @@ async fn serve_once(
             version,
             sni,
         })
-    });
-    (addr, task)
+    })
 }
 
 /// What the client side saw.
@@ -653,4 +661,98 @@ async fn pinned_certificate_without_its_private_key_is_refused() {
         "{err:?}"
     );
     assert!(bounded(server).await.unwrap().is_err());
+}
+
+#[tokio::test]
+async fn negotiated_plan_decides_roles_and_pins() {
+    // The offerer offers actpass; a reachable answerer becomes passive (the offerer is TLS
+    // client), an answerer behind a NAT becomes active (the answerer is TLS client): the
+    // TLS role follows a=setup, not who offered (RFC 6135 §4.3, RFC 8122 §6.2).
+    for (answerer, answerer_is_client) in [
+        (Reachability::Reachable, false),
+        (Reachability::BehindNat, true),
+    ] {
+        let off_id = TlsIdentity::generate().unwrap();
+        let ans_id = TlsIdentity::generate().unwrap();
+        let off_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ans_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut off_cfg = LocalConfig::new(off_listener.local_addr().unwrap(), "offer4tls0001");
+        off_cfg.tls = true;
+        off_cfg.fingerprint = Some(off_id.fingerprint().clone());
+        let mut ans_cfg = LocalConfig::new(ans_listener.local_addr().unwrap(), "answer4tls001");
+        ans_cfg.tls = true;
+        ans_cfg.fingerprint = Some(ans_id.fingerprint().clone());
+        ans_cfg.reachability = answerer;
+        let pending = create_offer(&off_cfg).unwrap();
+        let answered = create_answer(pending.offer(), &ans_cfg).unwrap();
+        let off_plan = pending.accept_answer(&answered.answer).unwrap();
+        let ans_plan = answered.plan;
+        for plan in [&off_plan, &ans_plan] {
+            assert_eq!(
+                plan.tls_role,
+                Some(TlsRole::from_setup_active(plan.role == Role::Active))
+            );
+        }
+        let (client, server) = if answerer_is_client {
+            ((&ans_plan, &ans_id), (&off_plan, &off_id, off_listener))
+        } else {
+            ((&off_plan, &off_id), (&ans_plan, &ans_id, ans_listener))
+        };
+        assert_eq!(client.0.tls_role, Some(TlsRole::Client));
+        assert_eq!(server.0.tls_role, Some(TlsRole::Server));
+
+        let scfg = server_config(server.1, PeerAuth::for_plan(server.0, None).unwrap()).unwrap();
+        let task = serve_on(server.2, scfg);
+        let uri = client
+            .0
+            .connect_to
+            .clone()
+            .expect("the TLS client connects");
+        let addr = format!("{}:{}", server_name_for(&uri), uri.port.unwrap())
+            .parse()
+            .unwrap();
+        let ccfg =
+            client_config(Some(client.1), PeerAuth::for_plan(client.0, None).unwrap()).unwrap();
+        let reply = client_once(addr, &server_name_for(&uri), ccfg)
+            .await
+            .unwrap();
+        let served = bounded(task).await.unwrap().unwrap();
+        assert_eq!(reply.reply, b"ack:hello over msrps\n");
+        assert_eq!(served.client_fp.as_ref(), Some(client.1.fingerprint()));
+        assert_eq!(reply.server_fp.as_ref(), Some(server.1.fingerprint()));
+    }
+
+    // Without a fingerprint in the peer's SDP the client needs CA roots, and says so.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut off_cfg = LocalConfig::new(listener.local_addr().unwrap(), "offer4tls0002");
+    off_cfg.tls = true;
+    let mut ans_cfg = LocalConfig::new("127.0.0.1:9".parse().unwrap(), "answer4tls002");
+    ans_cfg.tls = true;
+    ans_cfg.reachability = Reachability::BehindNat;
+    let pending = create_offer(&off_cfg).unwrap();
+    let answered = create_answer(pending.offer(), &ans_cfg).unwrap();
+    let err = PeerAuth::for_plan(&answered.plan, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no a=fingerprint") && err.contains("--ca"),
+        "{err}"
+    );
+    let roots = Arc::new({
+        let dir = tempfile::tempdir().unwrap();
+        match TestCa::new().roots(dir.path()) {
+            PeerAuth::CaRoots(r) => (*r).clone(),
+            _ => unreachable!(),
+        }
+    });
+    assert!(matches!(
+        PeerAuth::for_plan(&answered.plan, Some(roots)),
+        Ok(PeerAuth::CaRoots(_))
+    ));
+    // the passive offerer accepts such a peer without a client certificate
+    let plan = pending.accept_answer(&answered.answer).unwrap();
+    assert!(matches!(
+        PeerAuth::for_plan(&plan, None),
+        Ok(PeerAuth::NoClientCertificate)
+    ));
 }

@@ -70,6 +70,17 @@ pub enum TlsRole {
 }
 
 impl TlsRole {
+    /// The TLS role from the resolved COMEDIA role: the active side (the one that opens the
+    /// connection) is the TLS client, whichever side offered (RFC 8122 §6.2: "the client (the
+    /// endpoint with the 'setup:active' role)"; RFC 6135 §4.3).
+    pub fn from_setup_active(active: bool) -> TlsRole {
+        if active {
+            TlsRole::Client
+        } else {
+            TlsRole::Server
+        }
+    }
+
     /// `client` or `server`.
     pub fn as_str(self) -> &'static str {
         match self {
