@@ -1,1 +1,2 @@
 pub mod coturn;
+pub mod kamailio;
