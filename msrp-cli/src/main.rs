@@ -9,6 +9,7 @@
 use clap::{Parser, Subcommand};
 
 mod nat_check;
+mod parse;
 
 /// MSRP (RFC 4975) with the RFC 6135 COMEDIA connection model: chat, file transfer, SDP
 /// negotiation, relays and interop testing.
@@ -29,6 +30,10 @@ enum Command {
     /// Discover NAT mapping and filtering behaviour with STUN (RFC 5780) and say which
     /// a=setup value to offer (RFC 6135 §4.2.2).
     NatCheck(nat_check::NatCheckArgs),
+    /// Decode a byte stream of MSRP messages (FILE, or standard input for `-`) and print one
+    /// JSON object per message: kind, method or status, transaction_id, headers (array of
+    /// [name, value] pairs in order), body_len, continuation.
+    Parse(parse::ParseArgs),
 }
 
 fn init_tracing(verbose: u8) {
@@ -55,6 +60,7 @@ fn main() {
             Ok(())
         }
         Command::NatCheck(args) => nat_check::run(args),
+        Command::Parse(args) => parse::run(args),
     };
     if let Err(e) = result {
         eprintln!("msrp: {e:#}");
