@@ -39,7 +39,52 @@
 //! ([`PeerAuth::CaRoots`], rustls's WebPKI verifier), with roots from a PEM file
 //! ([`load_ca_file`]) and/or the system store ([`native_roots`]).
 //!
+//! # Example
+//!
+//! Two endpoints that exchanged fingerprints, over loopback:
+//!
+//! ```
+//! use std::time::Duration;
+//! use msrp::tls::{accept_tls, client_config, connect_tls, server_config, PeerAuth, TlsIdentity};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (alice, bob) = (TlsIdentity::generate()?, TlsIdentity::generate()?);
+//! // each side pins the fingerprints from the other's SDP (a=fingerprint)
+//! let bob_cfg = server_config(&bob, PeerAuth::Fingerprints(alice.fingerprints().to_vec()))?;
+//! let alice_cfg =
+//!     client_config(Some(&alice), PeerAuth::Fingerprints(bob.fingerprints().to_vec()))?;
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let addr = listener.local_addr()?;
+//! let passive = tokio::spawn(async move {
+//!     let (tcp, _) = listener.accept().await?;
+//!     let mut tls = accept_tls(tcp, bob_cfg, Duration::from_secs(5)).await?;
+//!     let mut buf = [0u8; 4];
+//!     tls.read_exact(&mut buf).await?;
+//!     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(buf)
+//! });
+//! let tcp = tokio::net::TcpStream::connect(addr).await?;
+//! let mut tls = connect_tls(tcp, "127.0.0.1", alice_cfg, Duration::from_secs(5)).await?;
+//! tls.write_all(b"MSRP").await?;
+//! assert_eq!(&passive.await?.map_err(|e| e.to_string())?, b"MSRP");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # From a negotiated session
+//!
+//! [`PeerAuth::for_plan`] turns a [`ConnectionPlan`] into the right [`PeerAuth`] (pins when
+//! the plan can verify the peer's fingerprint, CA roots otherwise as client, no client
+//! certificate otherwise as server); [`ConnectionPlan::tls_role`] says whether to call
+//! [`connect_tls`] (to [`server_name_for`] the URI connected to) or [`accept_tls`].
+//!
 //! TLS 1.2 and 1.3 are both enabled; the crypto provider is rustls's ring provider.
+//!
+//! Known deviation: RFC 8122 §6.2 asks for a `bad_certificate` alert on a mismatch; rustls
+//! sends `certificate_unknown` for errors raised by a custom verifier and has no hook to pick
+//! the alert while keeping our error. Both are fatal: the connection is never established.
 
 use std::io::{self, BufReader};
 use std::path::{Path, PathBuf};
