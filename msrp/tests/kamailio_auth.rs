@@ -2,16 +2,20 @@
 //! plain TCP and over TLS, with MD5 and SHA-256 digests computed by our
 //! `msrp_proto::relay::digest` module.
 //!
-//! The AUTH requests are written by hand following the RFC 4976 §5.1 examples (To-Path first,
-//! From-Path second: Kamailio 5.6.3 drops frames with another header order).
+//! The AUTH requests are built with our codec writer following the RFC 4976 §5.1 examples
+//! (To-Path first, From-Path second: Kamailio 5.6.3 drops frames with another header order)
+//! and the responses are read with our push parser.
 
 mod common;
 
 use std::time::Duration;
 
 use common::kamailio::{Kamailio, Options, MAX_EXPIRES, MIN_EXPIRES, PASSWORD, REALM};
+use msrp::proto::message::{
+    Continuation, Event, HeaderKind, Limits, Message, MessageHead, Method, Parser,
+};
 use msrp::proto::relay::digest::{
-    cnonce_from_random, Challenge, Credentials, DigestClient, DigestError, Retry,
+    cnonce_from_random, Authorization, Challenge, Credentials, DigestClient, DigestError, Retry,
 };
 use msrp::proto::uri::{MsrpUri, Scheme};
 use msrp::tls::{client_config, connect_tls, PeerAuth};
@@ -28,71 +32,28 @@ fn our_uri(session: &str) -> String {
     format!("msrp://127.0.0.1:9/{session};tcp")
 }
 
-/// A response as received: status line fields and headers in order.
+/// A response as parsed by our codec, with its wire text for assertion messages.
 #[derive(Debug)]
 struct Response {
-    tid: String,
-    code: u16,
-    headers: Vec<(String, String)>,
+    head: MessageHead,
     raw: String,
 }
 
 impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+    fn code(&self) -> u16 {
+        self.head
+            .status_code()
+            .unwrap_or_else(|| panic!("not a response: {}", self.raw))
+            .0
     }
 }
 
-/// Parses one complete response frame from the front of `buf`, if there is one.
-fn take_response(buf: &mut Vec<u8>) -> Option<Response> {
-    let text = std::str::from_utf8(buf).ok()?;
-    let first_end = text.find("\r\n")?;
-    let first = &text[..first_end];
-    let mut parts = first.splitn(4, ' ');
-    assert_eq!(parts.next(), Some("MSRP"), "bad start line {first:?}");
-    let tid = parts.next()?.to_string();
-    let end_line = format!("\r\n-------{tid}");
-    let end_at = text.find(&end_line)?;
-    let after = end_at + end_line.len();
-    if text.len() < after + 3 {
-        return None;
-    }
-    assert_eq!(
-        &text[after + 1..after + 3],
-        "\r\n",
-        "bad end-line in {text:?}"
-    );
-    let code: u16 = parts
-        .next()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("not a response: {first:?}"));
-    let headers = text[first_end + 2..end_at]
-        .split("\r\n")
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let (n, v) = l
-                .split_once(':')
-                .unwrap_or_else(|| panic!("bad header line {l:?}"));
-            (n.to_string(), v.trim().to_string())
-        })
-        .collect();
-    let raw = text[..after + 3].to_string();
-    buf.drain(..after + 3);
-    Some(Response {
-        tid,
-        code,
-        headers,
-        raw,
-    })
-}
-
-/// One MSRP connection to the relay.
+/// One MSRP connection to the relay: requests built with our writer, responses read with our
+/// push parser.
 struct Conn<S> {
     stream: S,
     buf: Vec<u8>,
+    parser: Parser,
     next_tid: u32,
 }
 
@@ -101,38 +62,85 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         Conn {
             stream,
             buf: Vec::new(),
+            parser: Parser::new(Limits::default()),
             next_tid: 1,
         }
     }
 
-    /// Sends an AUTH (RFC 4976 §5.1) with the given extra headers and returns the response.
-    async fn auth(&mut self, to_path: &str, from_path: &str, extra: &[(&str, String)]) -> Response {
+    /// Sends an AUTH (RFC 4976 §5.1) and returns the response. To-Path is written first and
+    /// From-Path second (Kamailio 5.6.3 drops other orders).
+    async fn auth(
+        &mut self,
+        to_path: &str,
+        from_path: &str,
+        authorization: Option<&Authorization>,
+        expires: Option<u32>,
+    ) -> Response {
         let tid = format!("a{}x{}", self.next_tid, std::process::id());
         self.next_tid += 1;
-        let mut req =
-            format!("MSRP {tid} AUTH\r\nTo-Path: {to_path}\r\nFrom-Path: {from_path}\r\n");
-        for (n, v) in extra {
-            req.push_str(&format!("{n}: {v}\r\n"));
+        let to = MsrpUri::parse(to_path).unwrap();
+        let from = MsrpUri::parse(from_path).unwrap();
+        let mut head = MessageHead::request(&tid, Method::Auth).unwrap();
+        head.push_to_path(std::slice::from_ref(&to)).unwrap();
+        head.push_from_path(std::slice::from_ref(&from)).unwrap();
+        if let Some(a) = authorization {
+            head.push("Authorization", &a.to_string()).unwrap();
         }
-        req.push_str(&format!("-------{tid}$\r\n"));
-        self.stream.write_all(req.as_bytes()).await.unwrap();
+        if let Some(secs) = expires {
+            head.push_expires(HeaderKind::Expires, secs).unwrap();
+        }
+        let wire = Message {
+            head,
+            body: None,
+            continuation: Continuation::Complete,
+        }
+        .encode()
+        .unwrap();
+        self.stream.write_all(&wire).await.unwrap();
         let resp = self.read_response().await;
         assert_eq!(
-            resp.tid, tid,
+            resp.head.transaction_id(),
+            tid,
             "response to another transaction: {}",
             resp.raw
         );
         // RFC 4976 §5.1 examples: the response goes back hop by hop, To-Path = our From-Path.
-        assert_eq!(resp.header("To-Path"), Some(from_path), "{}", resp.raw);
-        assert_eq!(resp.header("From-Path"), Some(to_path), "{}", resp.raw);
+        assert_eq!(resp.head.to_path(), vec![from], "{}", resp.raw);
+        assert_eq!(resp.head.from_path(), vec![to], "{}", resp.raw);
         resp
     }
 
     async fn read_response(&mut self) -> Response {
         let deadline = tokio::time::Instant::now() + WAIT;
+        let mut head = None;
+        let mut raw = String::new();
         loop {
-            if let Some(r) = take_response(&mut self.buf) {
-                return r;
+            loop {
+                let (used, event) = self
+                    .parser
+                    .parse(&self.buf)
+                    .unwrap_or_else(|e| panic!("kamailio sent a frame we cannot parse: {e}"));
+                raw.push_str(&String::from_utf8_lossy(&self.buf[..used]));
+                let event = event.map(|e| match e {
+                    Event::Head { head, body } => {
+                        assert!(!body, "a response has no body");
+                        Some(head)
+                    }
+                    Event::Body(_) => panic!("a response has no body"),
+                    Event::End(flag) => {
+                        assert_eq!(flag, Continuation::Complete);
+                        None
+                    }
+                });
+                self.buf.drain(..used);
+                match event {
+                    None => break,
+                    Some(Some(h)) => head = Some(h),
+                    Some(None) => {
+                        let head = head.expect("end-line after a head");
+                        return Response { head, raw };
+                    }
+                }
             }
             assert!(
                 self.buf.len() < MAX_FRAME,
@@ -145,7 +153,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 .expect("read from kamailio");
             assert!(
                 n > 0,
-                "kamailio closed the connection; received so far: {:?}",
+                "kamailio closed the connection; received so far: {raw}{:?}",
                 String::from_utf8_lossy(&self.buf)
             );
             self.buf.extend_from_slice(&chunk[..n]);
@@ -154,9 +162,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 }
 
 fn challenge_of(resp: &Response) -> Challenge {
-    assert_eq!(resp.code, 401, "expected a challenge: {}", resp.raw);
+    assert_eq!(resp.code(), 401, "expected a challenge: {}", resp.raw);
     let v = resp
-        .header("WWW-Authenticate")
+        .head
+        .www_authenticate()
+        .next()
         .unwrap_or_else(|| panic!("401 without WWW-Authenticate: {}", resp.raw));
     Challenge::parse(v).unwrap_or_else(|e| panic!("cannot parse {v:?}: {e}"))
 }
@@ -176,7 +186,7 @@ async fn auth_scenario<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let me = our_uri("s1");
     // 1. No credentials: RFC 4976 §5.1, the relay MUST answer 401 with WWW-Authenticate.
-    let r = conn.auth(relay_uri, &me, &[]).await;
+    let r = conn.auth(relay_uri, &me, None, None).await;
     let ch = challenge_of(&r);
     assert_eq!(ch.realm, REALM);
     assert_eq!(ch.algorithm.as_str(), algorithm, "{}", r.raw);
@@ -188,31 +198,20 @@ async fn auth_scenario<S: AsyncRead + AsyncWrite + Unpin>(
     assert_eq!(client.on_challenge(ch.clone()).unwrap(), Retry::Fresh);
     let auth = client.authorize(relay_uri, &cnonce(1)).unwrap();
     assert_eq!(auth.nc, 1);
-    let r = conn
-        .auth(
-            relay_uri,
-            &me,
-            &[
-                ("Authorization", auth.to_string()),
-                ("Expires", "600".to_string()),
-            ],
-        )
-        .await;
+    let r = conn.auth(relay_uri, &me, Some(&auth), Some(600)).await;
     assert_eq!(
-        r.code,
+        r.code(),
         200,
         "AUTH with our digest refused: {}\n{}",
         r.raw,
         k.log_tail(20)
     );
     client.on_success(None).unwrap();
-    let use_path = r
-        .header("Use-Path")
-        .unwrap_or_else(|| panic!("200 without Use-Path: {}", r.raw));
-    let uris: Vec<MsrpUri> = use_path
-        .split(' ')
-        .map(|u| MsrpUri::parse(u).unwrap_or_else(|e| panic!("Use-Path {u:?}: {e}")))
-        .collect();
+    let uris = r
+        .head
+        .use_path()
+        .unwrap_or_else(|| panic!("200 without a valid Use-Path: {}", r.raw));
+    let use_path = r.head.get("Use-Path").unwrap();
     assert_eq!(uris.len(), 1, "{use_path}");
     let relay = MsrpUri::parse(relay_uri).unwrap();
     assert_eq!(uris[0].scheme, scheme);
@@ -221,66 +220,51 @@ async fn auth_scenario<S: AsyncRead + AsyncWrite + Unpin>(
         uris[0].session_id().is_some_and(|s| !s.is_empty()),
         "{use_path}"
     );
-    assert_eq!(r.header("Expires"), Some("600"), "{}", r.raw);
+    assert_eq!(r.head.expires(), Some(600), "{}", r.raw);
 
     // 3. A refresh on the same nonce with nc=2 is accepted and gives a new URI (RFC 4976 §5.1:
     //    each URI SHOULD be used for one session only).
     let auth2 = client.authorize(relay_uri, &cnonce(2)).unwrap();
     assert_eq!((auth2.nonce.as_str(), auth2.nc), (ch.nonce.as_str(), 2));
-    let r2 = conn
-        .auth(relay_uri, &me, &[("Authorization", auth2.to_string())])
-        .await;
-    assert_eq!(r2.code, 200, "{}", r2.raw);
-    assert_ne!(r2.header("Use-Path"), Some(use_path));
+    let r2 = conn.auth(relay_uri, &me, Some(&auth2), None).await;
+    assert_eq!(r2.code(), 200, "{}", r2.raw);
+    assert_ne!(r2.head.use_path(), Some(uris));
     // Without Expires the cfg grants its maximum.
-    assert_eq!(r2.header("Expires"), Some(MAX_EXPIRES.to_string().as_str()));
+    assert_eq!(r2.head.expires(), Some(MAX_EXPIRES));
 
     // 4. A replay of nc=1 on that nonce is refused with a new challenge (nonce_count).
     //    Kamailio marks it stale=true (its nonce-count check reports a stale nonce), which is
     //    also what our relay side does (`Rejection::Replay` is stale).
-    let r = conn
-        .auth(relay_uri, &me, &[("Authorization", auth.to_string())])
-        .await;
+    let r = conn.auth(relay_uri, &me, Some(&auth), None).await;
     let replayed = challenge_of(&r);
     assert!(replayed.stale, "{}", r.raw);
     assert_ne!(replayed.nonce, ch.nonce);
 
     // 5. Expires below the minimum: 423 with Min-Expires (RFC 4976 §6.3); above the
     //    maximum: 423 with Max-Expires.
-    for (expires, header, limit) in [
-        (MIN_EXPIRES - 30, "Min-Expires", MIN_EXPIRES),
-        (MAX_EXPIRES + 1, "Max-Expires", MAX_EXPIRES),
+    for (expires, min, max) in [
+        (MIN_EXPIRES - 30, Some(MIN_EXPIRES), None),
+        (MAX_EXPIRES + 1, None, Some(MAX_EXPIRES)),
     ] {
         let a = client.authorize(relay_uri, &cnonce(3)).unwrap();
-        let r = conn
-            .auth(
-                relay_uri,
-                &me,
-                &[
-                    ("Authorization", a.to_string()),
-                    ("Expires", expires.to_string()),
-                ],
-            )
-            .await;
-        assert_eq!(r.code, 423, "Expires {expires}: {}", r.raw);
+        let r = conn.auth(relay_uri, &me, Some(&a), Some(expires)).await;
+        assert_eq!(r.code(), 423, "Expires {expires}: {}", r.raw);
         assert_eq!(
-            r.header(header),
-            Some(limit.to_string().as_str()),
+            (r.head.min_expires(), r.head.max_expires()),
+            (min, max),
             "{}",
             r.raw
         );
-        assert!(r.header("Use-Path").is_none());
+        assert!(r.head.get("Use-Path").is_none());
     }
 
     // 6. Wrong password (on a fresh nonce): Kamailio answers 401 with a new, non-stale
     //    challenge; our client concludes the credentials are wrong instead of looping.
-    let fresh = challenge_of(&conn.auth(relay_uri, &me, &[]).await);
+    let fresh = challenge_of(&conn.auth(relay_uri, &me, None, None).await);
     let mut wrong = DigestClient::new(Credentials::new("mallory", "not-the-password").unwrap());
     wrong.on_challenge(fresh).unwrap();
     let bad = wrong.authorize(relay_uri, &cnonce(4)).unwrap();
-    let r = conn
-        .auth(relay_uri, &me, &[("Authorization", bad.to_string())])
-        .await;
+    let r = conn.auth(relay_uri, &me, Some(&bad), None).await;
     let again = challenge_of(&r);
     assert!(!again.stale, "{}", r.raw);
     assert_eq!(
@@ -291,16 +275,14 @@ async fn auth_scenario<S: AsyncRead + AsyncWrite + Unpin>(
     );
 
     // 7. A digest over another uri does not authenticate (the uri is part of A2).
-    let fresh = challenge_of(&conn.auth(relay_uri, &me, &[]).await);
+    let fresh = challenge_of(&conn.auth(relay_uri, &me, None, None).await);
     let mut other = DigestClient::new(Credentials::new("alice", PASSWORD).unwrap());
     other.on_challenge(fresh).unwrap();
     let mut a = other
         .authorize("msrp://127.0.0.1:1;tcp", &cnonce(5))
         .unwrap();
     a.uri = relay_uri.to_string();
-    let r = conn
-        .auth(relay_uri, &me, &[("Authorization", a.to_string())])
-        .await;
+    let r = conn.auth(relay_uri, &me, Some(&a), None).await;
     challenge_of(&r);
 }
 
@@ -361,15 +343,13 @@ async fn kamailio_stale_nonce_then_new_attempt() {
     let mut conn = Conn::new(stream);
     let relay = k.tcp_uri();
     let me = our_uri("s2");
-    let r = conn.auth(&relay, &me, &[]).await;
+    let r = conn.auth(&relay, &me, None, None).await;
     let mut client = DigestClient::new(Credentials::new("bob", PASSWORD).unwrap());
     client.on_challenge(challenge_of(&r)).unwrap();
     let auth = client.authorize(&relay, &cnonce(9)).unwrap();
     // Let the nonce expire (lifetime 1 s, plus Kamailio's granularity).
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let r = conn
-        .auth(&relay, &me, &[("Authorization", auth.to_string())])
-        .await;
+    let r = conn.auth(&relay, &me, Some(&auth), None).await;
     let ch = challenge_of(&r);
     assert!(ch.stale, "expected stale=true: {}", r.raw);
     assert_ne!(ch.nonce, auth.nonce);
@@ -377,9 +357,7 @@ async fn kamailio_stale_nonce_then_new_attempt() {
     assert_eq!(client.on_challenge(ch).unwrap(), Retry::Stale);
     let auth = client.authorize(&relay, &cnonce(10)).unwrap();
     assert_eq!(auth.nc, 1);
-    let r = conn
-        .auth(&relay, &me, &[("Authorization", auth.to_string())])
-        .await;
-    assert_eq!(r.code, 200, "{}\n{}", r.raw, k.log_tail(20));
-    assert!(r.header("Use-Path").is_some());
+    let r = conn.auth(&relay, &me, Some(&auth), None).await;
+    assert_eq!(r.code(), 200, "{}\n{}", r.raw, k.log_tail(20));
+    assert!(r.head.use_path().is_some(), "{}", r.raw);
 }
