@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod nat_check;
 mod parse;
+mod sdp;
 
 /// MSRP (RFC 4975) with the RFC 6135 COMEDIA connection model: chat, file transfer, SDP
 /// negotiation, relays and interop testing.
@@ -34,6 +35,8 @@ enum Command {
     /// JSON object per message: kind, method or status, transaction_id, headers (array of
     /// [name, value] pairs in order), body_len, continuation.
     Parse(parse::ParseArgs),
+    /// SDP for MSRP: print our offer or answer, or the connection plan of an exchange.
+    Sdp(Box<sdp::SdpArgs>),
 }
 
 fn init_tracing(verbose: u8) {
@@ -61,6 +64,7 @@ fn main() {
         }
         Command::NatCheck(args) => nat_check::run(args),
         Command::Parse(args) => parse::run(args),
+        Command::Sdp(args) => sdp::run(*args),
     };
     if let Err(e) = result {
         eprintln!("msrp: {e:#}");

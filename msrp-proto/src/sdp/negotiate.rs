@@ -53,6 +53,9 @@ pub struct LocalConfig {
     /// Our certificate's fingerprint, sent as `a=fingerprint` with TLS (RFC 4975 §14.2,
     /// RFC 6135 §4.3: a UA with a self-signed certificate includes it).
     pub fingerprint: Option<Fingerprint>,
+    /// Further fingerprints of the same certificate, sent after [`Self::fingerprint`]
+    /// (RFC 8122 §5.1: SHA-256 and the hash function of the certificate's signature).
+    pub extra_fingerprints: Vec<Fingerprint>,
     /// The `Use-Path` our relay(s) returned after AUTH, as received: the relay we connect to
     /// first (RFC 4976 §5.1). Empty without relay. Our `a=path` is this list reversed followed
     /// by our own URI; our To-Path is this list followed by the peer's `a=path`.
@@ -81,6 +84,7 @@ impl LocalConfig {
             reachability: Reachability::Reachable,
             tls: false,
             fingerprint: None,
+            extra_fingerprints: Vec::new(),
             relay_path: Vec::new(),
             accept_types: vec![AcceptType::parse("*").expect("valid")],
             accept_wrapped_types: Vec::new(),
@@ -312,7 +316,12 @@ pub fn create_offer(cfg: &LocalConfig) -> Result<PendingOffer, SdpError> {
     m.max_size = cfg.max_size;
     m.setup = Some(setup);
     if cfg.tls {
-        m.fingerprints.extend(cfg.fingerprint.clone());
+        m.fingerprints.extend(
+            cfg.fingerprint
+                .iter()
+                .chain(&cfg.extra_fingerprints)
+                .cloned(),
+        );
     }
     m.cema = cfg.cema;
     let mut c_host = cfg.host.clone();
@@ -398,7 +407,12 @@ pub fn create_answer(offer: &SdpOffer, cfg: &LocalConfig) -> Result<Answered, Sd
     m.max_size = cfg.max_size;
     m.setup = Some(setup);
     if transport == MsrpTransport::Tls {
-        m.fingerprints.extend(cfg.fingerprint.clone());
+        m.fingerprints.extend(
+            cfg.fingerprint
+                .iter()
+                .chain(&cfg.extra_fingerprints)
+                .cloned(),
+        );
     }
     // RFC 3264 §6.1 directions.
     m.direction = o.direction.map(|d| d.answer());
