@@ -503,3 +503,24 @@ fn tls_plan_roles_and_fingerprints() {
     assert_eq!(pa.peer_fingerprints, vec![fp]);
     assert!(pa.verify_peer_fingerprint && po.verify_peer_fingerprint);
 }
+
+#[test]
+fn session_level_setup_and_fingerprint_apply_rfc4145_4() {
+    // RFC 4145 §4: a=setup may be session-level; RFC 8122 §5: so may a=fingerprint.
+    let fp = msrp_proto::fingerprint::Fingerprint::sha256(b"x");
+    let offer = SdpOffer::parse(&format!(
+        "v=0\no=- 1 1 IN IP4 192.0.2.10\ns=-\nc=IN IP4 192.0.2.10\nt=0 0\na=setup:active\na=fingerprint:{fp}\n\
+         m=message 9 TCP/TLS/MSRP *\na=accept-types:*\na=path:msrps://192.0.2.10:9/a;tcp\n"
+    ))
+    .unwrap();
+    assert_eq!(offer.media().setup, Some(Setup::Active));
+    assert_eq!(offer.media().setup_line, 6);
+    assert_eq!(offer.media().fingerprints, vec![fp]);
+    // Media level wins over session level.
+    let offer = SdpOffer::parse(
+        "v=0\no=- 1 1 IN IP4 192.0.2.10\ns=-\nc=IN IP4 192.0.2.10\nt=0 0\na=setup:active\n\
+         m=message 7394 TCP/MSRP *\na=accept-types:*\na=path:msrp://192.0.2.10:7394/a;tcp\na=setup:actpass\n",
+    )
+    .unwrap();
+    assert_eq!(offer.media().setup, Some(Setup::ActPass));
+}

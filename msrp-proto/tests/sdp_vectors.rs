@@ -4,7 +4,7 @@
 use msrp_proto::fingerprint::HashFunction;
 use msrp_proto::sdp::{
     plan, Direction, MsrpMedia, MsrpTransport, Role, SdpAnswer, SdpOffer, SessionDescription, Side,
-    TlsRole,
+    TlsRole, Warning,
 };
 use msrp_proto::uri::MsrpUri;
 
@@ -129,6 +129,9 @@ fn rfc4976_relay_example() {
         Some(uri("msrps://relay.example.com:9000/hjdhfha;tcp"))
     );
     assert_eq!((po.tls, po.tls_role), (true, Some(TlsRole::Client)));
+    // RFC 6135 §4.3: relays do not see the SDP, the fingerprint cannot be checked end to end.
+    assert!(po.warnings.contains(&Warning::FingerprintNotVerifiable));
+    assert!(!po.verify_peer_fingerprint);
     assert_eq!(po.remote_path, answer.media().path);
     // Bob is passive but connects to his relay (RFC 6135 §4.5), sends no binding SEND, and
     // addresses Alice through the relay's Use-Path.

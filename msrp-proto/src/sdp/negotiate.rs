@@ -117,6 +117,19 @@ impl LocalConfig {
                 self.session_id, self.host
             )));
         }
+        // RFC 4145 §4.1: port 0 only denotes a refused m-line; RFC 6135 §4.2.2: the path
+        // must carry an address the peer can use.
+        if self.port == 0 {
+            return Err(cfg(
+                "listen port 0 cannot be advertised (RFC 4145 §4.1)".into()
+            ));
+        }
+        if self.host.ip().is_some_and(|ip| ip.is_unspecified()) {
+            return Err(cfg(format!(
+                "the unspecified address {} cannot be advertised in c= and a=path: give the address the peer should use",
+                self.host
+            )));
+        }
         if self.accept_types.is_empty() {
             return Err(cfg("accept-types must not be empty (RFC 4975 §8.6)".into()));
         }
@@ -503,6 +516,15 @@ mod tests {
         c.relay_path = vec![MsrpUri::parse("msrps://relay.example;tcp").unwrap()];
         let e = create_offer(&c).unwrap_err();
         assert!(e.to_string().contains("has no port"), "{e}");
+        c.relay_path.clear();
+        c.port = 0;
+        assert!(create_offer(&c).unwrap_err().to_string().contains("port 0"));
+        c.port = 2855;
+        c.host = Host::from(std::net::IpAddr::from([0, 0, 0, 0]));
+        assert!(create_offer(&c)
+            .unwrap_err()
+            .to_string()
+            .contains("unspecified"));
     }
 
     #[test]
