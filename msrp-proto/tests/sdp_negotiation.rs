@@ -524,3 +524,67 @@ fn session_level_setup_and_fingerprint_apply_rfc4145_4() {
     .unwrap();
     assert_eq!(offer.media().setup, Some(Setup::ActPass));
 }
+
+#[test]
+fn cema_relay_address_and_fallback_criteria_rfc6714() {
+    // RFC 6714 §4.2 item 3: a CEMA offerer with a relay puts the relay's address in c=/m=
+    // and offers actpass.
+    let mut a = LocalConfig::new("192.0.2.10:7394".parse().unwrap(), "alice1");
+    a.reachability = Reachability::BehindNat;
+    a.cema = true;
+    a.relay_path = vec![uri("msrp://198.51.100.7:2900/ar;tcp")];
+    let pending = create_offer(&a).unwrap();
+    let text = pending.offer().to_string();
+    assert!(text.contains("c=IN IP4 198.51.100.7\r\n"), "{text}");
+    assert!(text.contains("m=message 2900 TCP/MSRP *\r\n"), "{text}");
+    assert!(
+        text.contains("a=setup:actpass\r\n") && text.contains("a=msrp-cema\r\n"),
+        "{text}"
+    );
+
+    // RFC 6714 §4.3 criterion 1: both use relays -> no a=msrp-cema in the answer.
+    let mut b = bob(Reachability::Reachable, true);
+    b.cema = true;
+    let ans = create_answer(pending.offer(), &b).unwrap();
+    assert!(!ans.answer.media().cema);
+    // Criterion 2: the offerer uses a relay and becomes active (we answer passive).
+    let b2 = {
+        let mut c = bob(Reachability::Reachable, false);
+        c.cema = true;
+        c
+    };
+    let ans = create_answer(pending.offer(), &b2).unwrap();
+    assert_eq!(ans.answer.media().setup, Some(Setup::Passive));
+    assert!(!ans.answer.media().cema);
+    // Criterion 3: we use a relay and cannot be passive (passive offer).
+    let passive_cema = SdpOffer::parse(
+        "v=0\no=- 1 1 IN IP4 192.0.2.10\ns=-\nc=IN IP4 192.0.2.10\nt=0 0\nm=message 7394 TCP/MSRP *\n\
+         a=accept-types:*\na=path:msrp://192.0.2.10:7394/a;tcp\na=setup:passive\na=msrp-cema\n",
+    )
+    .unwrap();
+    let ans = create_answer(&passive_cema, &b).unwrap();
+    assert_eq!(ans.answer.media().setup, Some(Setup::Active));
+    assert!(!ans.answer.media().cema);
+    // Otherwise a CEMA answerer with a relay is passive and puts the relay in c=/m=
+    // (RFC 6714 §4.3 item 3).
+    let actpass_cema = SdpOffer::parse(
+        &passive_cema
+            .to_string()
+            .replace("a=setup:passive", "a=setup:actpass"),
+    )
+    .unwrap();
+    let ans = create_answer(&actpass_cema, &b).unwrap();
+    let text = ans.answer.to_string();
+    assert!(ans.answer.media().cema, "{text}");
+    assert!(
+        text.contains("c=IN IP4 198.51.100.5\r\nt=0 0\r\nm=message 2855 TCP/MSRP *\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("a=setup:passive\r\n"), "{text}");
+    // Both plans: the offerer (active, CEMA, no relay) connects to the c=/m= address, which
+    // is Bob's relay; Bob connects to his relay too (RFC 6135 §4.5).
+    let po = plan(&actpass_cema, &ans.answer, Side::Offerer).unwrap();
+    assert_eq!(po.role, Role::Active);
+    assert_eq!(po.connect_to, Some(uri("msrp://198.51.100.5:2855;tcp")));
+    assert_eq!(ans.plan.connect_to, Some(uri(RELAY)));
+}
