@@ -14,9 +14,10 @@
 //! ([`TlsIdentity::generate`]) and puts its fingerprint in its SDP
 //! ([`TlsIdentity::fingerprints`]). The peer's certificate is then accepted only if it
 //! matches one of the peer's SDP fingerprints with our most preferred hash function
-//! (RFC 8122 §5.1, [`msrp_proto::fingerprint::verify_certificate`]); the host name and the
-//! issuer play no part, but the handshake signatures are still verified with the ring
-//! provider, so the peer must hold the private key. Give [`PeerAuth::Fingerprints`] to
+//! (RFC 8122 §5.1, [`msrp_proto::fingerprint::verify_certificate`]); the host name, the
+//! issuer and the validity dates play no part (the SDP vouches for the certificate), but the
+//! handshake signatures are still verified with the ring provider, so the peer must hold the
+//! private key. Give [`PeerAuth::Fingerprints`] to
 //! [`client_config`] or [`server_config`]: the server then requests **and requires** the
 //! client certificate (RFC 8122 §6.2).
 //!
