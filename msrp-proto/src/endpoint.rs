@@ -184,6 +184,8 @@ impl fmt::Display for CloseReason {
     }
 }
 
+impl std::error::Error for CloseReason {}
+
 /// What the endpoint tells its driver and the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {

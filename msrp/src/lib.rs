@@ -7,5 +7,13 @@ pub use rustls;
 /// The tokio-rustls version of the streams [`tls`] returns.
 pub use tokio_rustls;
 
+pub mod endpoint;
+pub mod sink;
 pub mod stun;
 pub mod tls;
+pub mod transport;
+
+pub use endpoint::{
+    MsrpEndpoint, MsrpSession, OfferedSession, Options, Outcome, Reports, SendFailure,
+    SessionNotice, SessionSender,
+};

@@ -1,0 +1,1195 @@
+//! The tokio driver and the async MSRP API.
+//!
+//! [`MsrpEndpoint::bind`] starts one driver task that owns the sans-IO
+//! [`msrp_proto::endpoint::Endpoint`], the TCP listener, one reader and one writer task per
+//! connection, and the timer from `poll_timeout`. The application talks to it through
+//! channels: [`MsrpEndpoint`] negotiates sessions (SDP offer/answer, RFC 6135), and each
+//! [`MsrpSession`] sends messages ([`SessionSender`]) and yields [`SessionNotice`]s.
+//!
+//! # The drive loop
+//!
+//! ```text
+//! loop {
+//!     pump: write what poll_transmit gives while the connection's writer has room
+//!           (at most WRITE_WINDOW bytes in flight), handle poll_event (connect, close,
+//!           notices to sessions), feed pending body bytes of outgoing streams
+//!     wait for one of: an application command, bytes / connection events from the IO
+//!           tasks, room in a session's notice channel, the core's next timeout
+//! }
+//! ```
+//!
+//! Back-pressure, so memory stays bounded whatever the peer or the application does:
+//! - sending: a stream's reader task reads the next block only after the driver handed the
+//!   previous one to the core, and the core takes bytes only up to its send window; chunks
+//!   are cut only while the connection has fewer than `WRITE_WINDOW` bytes in flight;
+//! - receiving: notices (including body bytes) go to the session through a bounded channel;
+//!   when it is full the driver stops reading from the connections until the application
+//!   catches up, so TCP flow control slows the peer down.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::{RngCore, SeedableRng};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use msrp_proto::endpoint::{
+    CloseReason, ConnectionHandle, Endpoint as Core, EndpointConfig, EndpointError, Event,
+    SessionHandle, SessionParams,
+};
+use msrp_proto::message::{FailureReport, StatusCode};
+use msrp_proto::sdp::{
+    create_answer, create_offer, session_id_from_entropy, ConnectionPlan, LocalConfig,
+    PendingOffer, SdpAnswer, SdpError, SdpOffer,
+};
+use msrp_proto::session::{MessageSpec, SessionConfig, SessionEvent};
+use msrp_proto::uri::{Host, MsrpUri};
+
+use crate::transport::{BoxedIo, PlainTcp, Transport};
+
+/// Bytes handed to a connection's writer task and not yet written, above which the driver
+/// stops cutting chunks for that connection.
+const WRITE_WINDOW: usize = 256 * 1024;
+/// Size of the blocks read from sockets and from outgoing streams.
+const READ_BLOCK: usize = 64 * 1024;
+/// Notices buffered per session before the driver pauses its connections.
+const NOTICE_QUEUE: usize = 64;
+
+/// Driver settings.
+#[derive(Clone)]
+pub struct Options {
+    /// Address of the listener (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Core endpoint settings (bind and connect timeouts, parser limits).
+    pub endpoint: EndpointConfig,
+    /// Default session settings (chunk size, transaction timeout); accept-types and
+    /// max-size come from the [`LocalConfig`] of each negotiation.
+    pub session: SessionConfig,
+    /// How connections are opened and accepted.
+    pub transport: Arc<dyn Transport>,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("listen", &self.listen)
+            .field("endpoint", &self.endpoint)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Options {
+    /// Plain TCP on `listen`, default settings.
+    pub fn new(listen: SocketAddr) -> Self {
+        Options {
+            listen,
+            endpoint: EndpointConfig::default(),
+            session: SessionConfig::default(),
+            transport: Arc::new(PlainTcp),
+        }
+    }
+}
+
+/// What went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The driver task is gone (the endpoint was shut down).
+    #[error("the MSRP endpoint is shut down")]
+    Shutdown,
+    /// The core refused the command.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// SDP or negotiation error (a SIP stack would answer 488).
+    #[error(transparent)]
+    Sdp(#[from] SdpError),
+    /// Socket error.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The message does not fit what the peer accepts (RFC 4975 §8.6).
+    #[error("{0}")]
+    NotAccepted(String),
+}
+
+/// How a sent message ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// All chunks were sent and acknowledged hop by hop (with `Failure-Report: yes`), or sent
+    /// (with `partial`/`no`).
+    Sent,
+    /// The peer confirmed delivery with success REPORTs (`Success-Report: yes`).
+    Delivered,
+}
+
+/// Why a sent message failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("message {message_id} failed with {status}: {reason}")]
+pub struct SendFailure {
+    /// Message-ID.
+    pub message_id: String,
+    /// MSRP status (408 for a local timeout).
+    pub status: StatusCode,
+    /// Description.
+    pub reason: String,
+}
+
+/// What happens in a session, for the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionNotice {
+    /// The session is connected and can carry messages both ways.
+    Connected,
+    /// A sent message completed (see [`Outcome::Sent`]).
+    Sent {
+        /// Message-ID.
+        message_id: String,
+    },
+    /// A sent message was confirmed by success REPORTs.
+    Delivered {
+        /// Message-ID.
+        message_id: String,
+    },
+    /// Part of a sent message was confirmed by a success REPORT.
+    DeliveryProgress {
+        /// Message-ID.
+        message_id: String,
+        /// Bytes confirmed.
+        confirmed: u64,
+    },
+    /// A sent message failed.
+    Failed(SendFailure),
+    /// A message starts arriving.
+    IncomingStarted {
+        /// Message-ID.
+        message_id: String,
+        /// Content-Type.
+        content_type: Option<String>,
+        /// Size, if announced.
+        total: Option<u64>,
+    },
+    /// Body bytes at a 0-based offset; write them with [`crate::sink::SequentialWriter`].
+    IncomingData {
+        /// Message-ID.
+        message_id: String,
+        /// Offset.
+        offset: u64,
+        /// Bytes.
+        data: Vec<u8>,
+    },
+    /// A message arrived completely.
+    IncomingComplete {
+        /// Message-ID.
+        message_id: String,
+        /// Size.
+        size: u64,
+    },
+    /// An incoming message will not complete.
+    IncomingAborted {
+        /// Message-ID.
+        message_id: String,
+        /// Bytes received.
+        received: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The session ended; this is the last notice.
+    Closed(CloseReason),
+}
+
+/// Reporting options of a message (RFC 4975 §7.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reports {
+    /// Ask for success REPORTs.
+    pub success: bool,
+    /// Failure-Report value.
+    pub failure: FailureReport,
+}
+
+impl Default for Reports {
+    fn default() -> Self {
+        Reports {
+            success: false,
+            failure: FailureReport::Yes,
+        }
+    }
+}
+
+type OutcomeTx = oneshot::Sender<Result<Outcome, SendFailure>>;
+type OutcomeRx = oneshot::Receiver<Result<Outcome, SendFailure>>;
+
+enum Cmd {
+    Add {
+        params: Box<SessionParams>,
+        reply: oneshot::Sender<Result<(SessionHandle, mpsc::Receiver<SessionNotice>), Error>>,
+    },
+    AddOffered {
+        local_uri: Box<MsrpUri>,
+        config: Box<SessionConfig>,
+        reply: oneshot::Sender<(SessionHandle, mpsc::Receiver<SessionNotice>)>,
+    },
+    Complete {
+        session: SessionHandle,
+        params: Box<SessionParams>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Send {
+        session: SessionHandle,
+        spec: MessageSpec,
+        body: Option<Vec<u8>>,
+        reply: oneshot::Sender<Result<(String, OutcomeRx), Error>>,
+    },
+    Body {
+        session: SessionHandle,
+        message_id: String,
+        data: Vec<u8>,
+        fin: bool,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+    Abort {
+        session: SessionHandle,
+        message_id: String,
+    },
+    Close {
+        session: SessionHandle,
+    },
+}
+
+enum Input {
+    Accepted(BoxedIo),
+    Connected(ConnectionHandle, io::Result<BoxedIo>),
+    Data(ConnectionHandle, Vec<u8>),
+    Closed(ConnectionHandle, String),
+    Wrote(ConnectionHandle, usize),
+}
+
+/// A running MSRP endpoint: a listener and the driver task.
+#[derive(Debug)]
+pub struct MsrpEndpoint {
+    cmd: mpsc::UnboundedSender<Cmd>,
+    local_addr: SocketAddr,
+    defaults: SessionConfig,
+    task: JoinHandle<()>,
+    accept_task: JoinHandle<()>,
+}
+
+impl Drop for MsrpEndpoint {
+    fn drop(&mut self) {
+        self.accept_task.abort();
+        self.task.abort();
+    }
+}
+
+fn os_rng() -> msrp_proto::endpoint::Rng {
+    let mut r = rand::rngs::StdRng::from_entropy();
+    Box::new(move |b: &mut [u8]| r.fill_bytes(b))
+}
+
+impl MsrpEndpoint {
+    /// Binds the listener and starts the driver.
+    pub async fn bind(opts: Options) -> Result<Self, Error> {
+        let listener = TcpListener::bind(opts.listen).await?;
+        let local_addr = listener.local_addr()?;
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (in_tx, in_rx) = mpsc::channel(64);
+        let transport = opts.transport.clone();
+        let accept_tx = in_tx.clone();
+        let accept_transport = transport.clone();
+        let accept_task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, peer)) = listener.accept().await else {
+                    continue;
+                };
+                let t = accept_transport.clone();
+                let tx = accept_tx.clone();
+                tokio::spawn(async move {
+                    match t.accept(tcp).await {
+                        Ok(io) => {
+                            let _ = tx.send(Input::Accepted(io)).await;
+                        }
+                        Err(e) => tracing::warn!(%peer, "refused connection: {e}"),
+                    }
+                });
+            }
+        });
+        let driver = Driver {
+            core: Core::new(opts.endpoint.clone(), os_rng()),
+            transport,
+            in_tx,
+            conns: HashMap::new(),
+            sessions: HashMap::new(),
+            bodies: HashMap::new(),
+            stash: VecDeque::new(),
+        };
+        let task = tokio::spawn(driver.run(cmd_rx, in_rx));
+        Ok(MsrpEndpoint {
+            cmd: cmd_tx,
+            local_addr,
+            defaults: opts.session,
+            task,
+            accept_task,
+        })
+    }
+
+    /// The listener's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A [`LocalConfig`] for a negotiation: our listener's address (127.0.0.1 when listening
+    /// on the unspecified address), reachable, plain TCP, accepting `*`, with a fresh random
+    /// session id (80 bits, RFC 4975 §14.1). Adjust it before use.
+    pub fn local_config(&self) -> LocalConfig {
+        let mut entropy = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut entropy);
+        let ip = match self.local_addr.ip() {
+            ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ip => ip,
+        };
+        let mut cfg = LocalConfig::new(
+            SocketAddr::new(ip, self.local_addr.port()),
+            session_id_from_entropy(&entropy),
+        );
+        cfg.sdp_session_id = rand::rngs::OsRng.next_u64();
+        cfg
+    }
+
+    fn session_config(&self, cfg: &LocalConfig) -> SessionConfig {
+        let mut c = self.defaults.clone();
+        c.recv.accept_types = cfg.accept_types.iter().map(|a| a.to_string()).collect();
+        c.recv.max_size = cfg.max_size;
+        c
+    }
+
+    /// Creates an offer (RFC 6135 §4.2) and registers its session, so that a peer that
+    /// becomes active can connect as soon as it has our offer.
+    pub async fn create_offer(&self, cfg: &LocalConfig) -> Result<OfferedSession, Error> {
+        let pending = create_offer(cfg)?;
+        let local_uri = pending.offer().media().session_uri().clone();
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Cmd::AddOffered {
+                local_uri: Box::new(local_uri),
+                config: Box::new(self.session_config(cfg)),
+                reply,
+            })
+            .map_err(|_| Error::Shutdown)?;
+        let (handle, notices) = rx.await.map_err(|_| Error::Shutdown)?;
+        Ok(OfferedSession {
+            pending,
+            session: MsrpSession {
+                sender: SessionSender {
+                    handle,
+                    cmd: self.cmd.clone(),
+                    plan: None,
+                },
+                notices,
+            },
+        })
+    }
+
+    /// Applies the peer's answer to our offer: computes the plan (RFC 6135) and starts the
+    /// session (connecting if we are active).
+    pub async fn accept_answer(
+        &self,
+        offered: OfferedSession,
+        answer: &SdpAnswer,
+    ) -> Result<MsrpSession, Error> {
+        let OfferedSession {
+            pending,
+            mut session,
+        } = offered;
+        let plan = pending.accept_answer(answer)?;
+        let params = SessionParams::from_plan(&plan, self.defaults.clone());
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Cmd::Complete {
+                session: session.sender.handle,
+                params: Box::new(params),
+                reply,
+            })
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)??;
+        session.sender.plan = Some(Arc::new(plan));
+        Ok(session)
+    }
+
+    /// Answers a peer's offer (RFC 6135 §4.2) and starts the session. Send the returned
+    /// answer to the peer; if we are active we connect at once.
+    pub async fn answer_offer(
+        &self,
+        offer: &SdpOffer,
+        cfg: &LocalConfig,
+    ) -> Result<(SdpAnswer, MsrpSession), Error> {
+        let answered = create_answer(offer, cfg)?;
+        let params = SessionParams::from_plan(&answered.plan, self.session_config(cfg));
+        let mut session = self.start_session(params).await?;
+        session.sender.plan = Some(Arc::new(answered.plan));
+        Ok((answered.answer, session))
+    }
+
+    /// Starts a session from explicit parameters (no SDP).
+    pub async fn start_session(&self, params: SessionParams) -> Result<MsrpSession, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Cmd::Add {
+                params: Box::new(params),
+                reply,
+            })
+            .map_err(|_| Error::Shutdown)?;
+        let (handle, notices) = rx.await.map_err(|_| Error::Shutdown)??;
+        Ok(MsrpSession {
+            sender: SessionSender {
+                handle,
+                cmd: self.cmd.clone(),
+                plan: None,
+            },
+            notices,
+        })
+    }
+}
+
+/// An offer we created, with its session waiting for the answer.
+#[derive(Debug)]
+pub struct OfferedSession {
+    pending: PendingOffer,
+    session: MsrpSession,
+}
+
+impl OfferedSession {
+    /// The offer to send to the peer.
+    pub fn offer(&self) -> &SdpOffer {
+        self.pending.offer()
+    }
+}
+
+/// One MSRP session: a [`SessionSender`] (also available separately with
+/// [`sender`](Self::sender)) and the stream of [`SessionNotice`]s.
+#[derive(Debug)]
+pub struct MsrpSession {
+    sender: SessionSender,
+    notices: mpsc::Receiver<SessionNotice>,
+}
+
+impl MsrpSession {
+    /// The next notice; `None` after [`SessionNotice::Closed`]. Read notices continuously:
+    /// when they pile up, the driver stops reading from the network.
+    pub async fn next_notice(&mut self) -> Option<SessionNotice> {
+        self.notices.recv().await
+    }
+
+    /// Waits until the session is connected; fails with the close reason if it ends first.
+    /// Notices other than `Connected` received meanwhile are returned too.
+    pub async fn connected(&mut self) -> Result<Vec<SessionNotice>, CloseReason> {
+        let mut other = Vec::new();
+        loop {
+            match self.notices.recv().await {
+                Some(SessionNotice::Connected) => return Ok(other),
+                Some(SessionNotice::Closed(r)) => return Err(r),
+                Some(n) => other.push(n),
+                None => return Err(CloseReason::Local),
+            }
+        }
+    }
+
+    /// A clonable handle for sending, usable from other tasks.
+    pub fn sender(&self) -> SessionSender {
+        self.sender.clone()
+    }
+
+    /// The negotiated plan, for sessions created through SDP.
+    pub fn plan(&self) -> Option<&ConnectionPlan> {
+        self.sender.plan.as_deref()
+    }
+
+    /// See [`SessionSender::send_text`].
+    pub async fn send_text(&self, text: &str) -> Result<OutgoingMessage, Error> {
+        self.sender.send_text(text).await
+    }
+
+    /// See [`SessionSender::send_bytes`].
+    pub async fn send_bytes(
+        &self,
+        content_type: &str,
+        data: Vec<u8>,
+        reports: Reports,
+    ) -> Result<OutgoingMessage, Error> {
+        self.sender.send_bytes(content_type, data, reports).await
+    }
+
+    /// See [`SessionSender::send_stream`].
+    pub async fn send_stream<R: AsyncRead + Unpin + Send + 'static>(
+        &self,
+        content_type: &str,
+        size: Option<u64>,
+        reader: R,
+        reports: Reports,
+    ) -> Result<OutgoingMessage, Error> {
+        self.sender
+            .send_stream(content_type, size, reader, reports)
+            .await
+    }
+
+    /// Closes the session (and its connection when no other session uses it).
+    pub fn close(&self) {
+        self.sender.close();
+    }
+}
+
+/// Sends messages on a session.
+#[derive(Debug, Clone)]
+pub struct SessionSender {
+    handle: SessionHandle,
+    cmd: mpsc::UnboundedSender<Cmd>,
+    plan: Option<Arc<ConnectionPlan>>,
+}
+
+/// A message being sent.
+#[derive(Debug)]
+pub struct OutgoingMessage {
+    /// Its Message-ID.
+    pub message_id: String,
+    outcome: OutcomeRx,
+}
+
+impl OutgoingMessage {
+    /// Waits until the message was sent (or delivered, with success reports) or failed.
+    pub async fn outcome(self) -> Result<Outcome, SendFailure> {
+        let id = self.message_id;
+        self.outcome.await.unwrap_or_else(|_| {
+            Err(SendFailure {
+                message_id: id,
+                status: StatusCode::REQUEST_TIMEOUT,
+                reason: "the endpoint shut down".into(),
+            })
+        })
+    }
+}
+
+impl SessionSender {
+    /// The core's handle of the session.
+    pub fn handle(&self) -> SessionHandle {
+        self.handle
+    }
+
+    /// RFC 4975 §8.6: only types in the peer's accept-types, and not above its max-size.
+    fn check(&self, content_type: &str, size: Option<u64>) -> Result<(), Error> {
+        let Some(plan) = &self.plan else {
+            return Ok(());
+        };
+        if !plan.peer_accept_types.is_empty()
+            && !plan
+                .peer_accept_types
+                .iter()
+                .any(|a| a.allows(content_type))
+        {
+            return Err(Error::NotAccepted(format!(
+                "the peer does not accept {content_type} (its accept-types: {})",
+                msrp_proto::sdp::AcceptType::list_to_string(&plan.peer_accept_types)
+            )));
+        }
+        if let (Some(max), Some(size)) = (plan.peer_max_size, size) {
+            if size > max {
+                return Err(Error::NotAccepted(format!(
+                    "the message has {size} bytes, the peer's max-size is {max}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a `text/plain` message.
+    pub async fn send_text(&self, text: &str) -> Result<OutgoingMessage, Error> {
+        self.send_bytes("text/plain", text.as_bytes().to_vec(), Reports::default())
+            .await
+    }
+
+    /// Sends a message held in memory.
+    pub async fn send_bytes(
+        &self,
+        content_type: &str,
+        data: Vec<u8>,
+        reports: Reports,
+    ) -> Result<OutgoingMessage, Error> {
+        self.check(content_type, Some(data.len() as u64))?;
+        let spec = MessageSpec::new(content_type, Some(data.len() as u64))
+            .with_success_report(reports.success)
+            .with_failure_report(reports.failure);
+        self.queue(spec, Some(data)).await
+    }
+
+    /// Sends a message streamed from `reader` (a file, for example); `size` is its length when
+    /// known (else the Byte-Range total is `*` until the end). Only a few blocks of it are in
+    /// memory at any time.
+    pub async fn send_stream<R: AsyncRead + Unpin + Send + 'static>(
+        &self,
+        content_type: &str,
+        size: Option<u64>,
+        mut reader: R,
+        reports: Reports,
+    ) -> Result<OutgoingMessage, Error> {
+        self.check(content_type, size)?;
+        let spec = MessageSpec::new(content_type, size)
+            .with_success_report(reports.success)
+            .with_failure_report(reports.failure);
+        let out = self.queue(spec, None).await?;
+        let (cmd, session, message_id) = (self.cmd.clone(), self.handle, out.message_id.clone());
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; READ_BLOCK];
+            loop {
+                let n = match reader.read(&mut buf).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(%message_id, "reading the body failed: {e}; aborting");
+                        let _ = cmd.send(Cmd::Abort {
+                            session,
+                            message_id,
+                        });
+                        return;
+                    }
+                };
+                let (done, rx) = oneshot::channel();
+                let sent = cmd.send(Cmd::Body {
+                    session,
+                    message_id: message_id.clone(),
+                    data: buf[..n].to_vec(),
+                    fin: n == 0,
+                    done,
+                });
+                if sent.is_err() || n == 0 {
+                    return;
+                }
+                // Wait until the core took the block: back-pressure on the reader.
+                match rx.await {
+                    Ok(Ok(())) => {}
+                    _ => return,
+                }
+            }
+        });
+        Ok(out)
+    }
+
+    async fn queue(
+        &self,
+        spec: MessageSpec,
+        body: Option<Vec<u8>>,
+    ) -> Result<OutgoingMessage, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Cmd::Send {
+                session: self.handle,
+                spec,
+                body,
+                reply,
+            })
+            .map_err(|_| Error::Shutdown)?;
+        let (message_id, outcome) = rx.await.map_err(|_| Error::Shutdown)??;
+        Ok(OutgoingMessage {
+            message_id,
+            outcome,
+        })
+    }
+
+    /// Aborts a message being sent (`#`, RFC 4975 §7.1).
+    pub fn abort(&self, message_id: &str) {
+        let _ = self.cmd.send(Cmd::Abort {
+            session: self.handle,
+            message_id: message_id.to_string(),
+        });
+    }
+
+    /// Closes the session.
+    pub fn close(&self) {
+        let _ = self.cmd.send(Cmd::Close {
+            session: self.handle,
+        });
+    }
+}
+
+// ---- the driver ------------------------------------------------------------------------------
+
+struct ConnIo {
+    writer: mpsc::UnboundedSender<Vec<u8>>,
+    inflight: usize,
+    reader: JoinHandle<()>,
+}
+
+struct SessInfo {
+    notices: mpsc::Sender<SessionNotice>,
+    /// Outcome waiters: Message-ID -> (sender, resolve only on Delivered).
+    waiters: HashMap<String, (OutcomeTx, bool)>,
+}
+
+struct PendingBody {
+    data: Vec<u8>,
+    off: usize,
+    fin: bool,
+    done: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+struct Driver {
+    core: Core,
+    transport: Arc<dyn Transport>,
+    in_tx: mpsc::Sender<Input>,
+    conns: HashMap<ConnectionHandle, ConnIo>,
+    sessions: HashMap<SessionHandle, SessInfo>,
+    bodies: HashMap<(SessionHandle, String), PendingBody>,
+    /// Notices waiting for room in their session's channel, in order.
+    stash: VecDeque<(mpsc::Sender<SessionNotice>, SessionNotice)>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut cmds: mpsc::UnboundedReceiver<Cmd>,
+        mut inputs: mpsc::Receiver<Input>,
+    ) {
+        loop {
+            self.pump();
+            let deadline = self.core.poll_timeout();
+            let sleep = async move {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let blocked = self.stash.front().map(|(tx, _)| tx.clone());
+            let room = async move {
+                match blocked {
+                    Some(tx) => tx.reserve_owned().await.ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(c) => self.on_cmd(c),
+                    None => break,
+                },
+                input = inputs.recv(), if self.stash.is_empty() => match input {
+                    Some(i) => self.on_input(i),
+                    None => break,
+                },
+                permit = room, if !self.stash.is_empty() => {
+                    let (_, n) = self.stash.pop_front().expect("non-empty");
+                    if let Some(p) = permit {
+                        p.send(n);
+                    }
+                    self.flush_stash();
+                }
+                () = sleep => self.core.handle_timeout(Instant::now()),
+            }
+        }
+        tracing::debug!("MSRP driver stopped");
+    }
+
+    /// Moves data until nothing more can move without waiting.
+    fn pump(&mut self) {
+        for _ in 0..10_000 {
+            let mut progress = false;
+            let now = Instant::now();
+            let conns: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
+            for c in conns {
+                while self
+                    .conns
+                    .get(&c)
+                    .is_some_and(|io| io.inflight < WRITE_WINDOW)
+                {
+                    let Some(data) = self.core.poll_transmit_on(c, now) else {
+                        break;
+                    };
+                    progress = true;
+                    let io = self.conns.get_mut(&c).expect("checked");
+                    io.inflight += data.len();
+                    let _ = io.writer.send(data);
+                }
+            }
+            while let Some(ev) = self.core.poll_event() {
+                progress = true;
+                self.on_event(ev);
+            }
+            progress |= self.feed_bodies();
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    fn feed_bodies(&mut self) -> bool {
+        let mut progress = false;
+        let keys: Vec<(SessionHandle, String)> = self.bodies.keys().cloned().collect();
+        for k in keys {
+            let b = self.bodies.get_mut(&k).expect("listed");
+            if b.off < b.data.len() {
+                match self.core.write(k.0, &k.1, &b.data[b.off..]) {
+                    Ok(n) => {
+                        b.off += n;
+                        progress |= n > 0;
+                    }
+                    Err(e) => {
+                        let mut b = self.bodies.remove(&k).expect("listed");
+                        if let Some(d) = b.done.take() {
+                            let _ = d.send(Err(e.to_string()));
+                        }
+                        progress = true;
+                        continue;
+                    }
+                }
+            }
+            let b = self.bodies.get_mut(&k).expect("listed");
+            if b.off == b.data.len() {
+                let mut b = self.bodies.remove(&k).expect("listed");
+                if b.fin {
+                    let _ = self.core.finish(k.0, &k.1);
+                }
+                if let Some(d) = b.done.take() {
+                    let _ = d.send(Ok(()));
+                }
+                progress = true;
+            }
+        }
+        progress
+    }
+
+    fn notify(&mut self, s: SessionHandle, n: SessionNotice) {
+        let Some(info) = self.sessions.get(&s) else {
+            return;
+        };
+        self.stash.push_back((info.notices.clone(), n));
+        self.flush_stash();
+    }
+
+    fn flush_stash(&mut self) {
+        while let Some((tx, _)) = self.stash.front() {
+            match tx.clone().try_reserve_owned() {
+                Ok(permit) => {
+                    let (_, n) = self.stash.pop_front().expect("non-empty");
+                    permit.send(n);
+                }
+                Err(mpsc::error::TrySendError::Full(_)) => return,
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    // The application dropped the session's receiver.
+                    self.stash.pop_front();
+                }
+            }
+        }
+    }
+
+    fn resolve(&mut self, s: SessionHandle, id: &str, r: Result<Outcome, SendFailure>) {
+        let Some(info) = self.sessions.get_mut(&s) else {
+            return;
+        };
+        let delivered_only = info.waiters.get(id).map(|(_, d)| *d);
+        match (&r, delivered_only) {
+            (Ok(Outcome::Sent), Some(true)) => {}
+            (_, Some(_)) => {
+                let (tx, _) = info.waiters.remove(id).expect("present");
+                let _ = tx.send(r);
+            }
+            (_, None) => {}
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::Connect { connection, to } => {
+                let t = self.transport.clone();
+                let tx = self.in_tx.clone();
+                tokio::spawn(async move {
+                    let r = t.connect(&to).await;
+                    let _ = tx.send(Input::Connected(connection, r)).await;
+                });
+            }
+            Event::CloseConnection { connection, reason } => {
+                tracing::debug!(%connection, %reason, "closing connection");
+                if let Some(io) = self.conns.remove(&connection) {
+                    // Dropping the writer's sender lets it write what it has, then shut down.
+                    io.reader.abort();
+                }
+            }
+            Event::SessionConnected { session, .. } => {
+                self.notify(session, SessionNotice::Connected)
+            }
+            Event::SessionClosed { session, reason } => {
+                self.bodies.retain(|(s, _), b| {
+                    if *s == session {
+                        if let Some(d) = b.done.take() {
+                            let _ = d.send(Err("session closed".into()));
+                        }
+                    }
+                    *s != session
+                });
+                if let Some(info) = self.sessions.get_mut(&session) {
+                    for (id, (tx, _)) in info.waiters.drain() {
+                        let _ = tx.send(Err(SendFailure {
+                            message_id: id,
+                            status: StatusCode::REQUEST_TIMEOUT,
+                            reason: format!("session ended: {reason}"),
+                        }));
+                    }
+                }
+                self.notify(session, SessionNotice::Closed(reason));
+                self.sessions.remove(&session);
+            }
+            Event::RequestRejected {
+                connection,
+                status,
+                reason,
+            } => tracing::info!(%connection, %status, %reason, "rejected a request"),
+            Event::Session { session, event } => self.on_session_event(session, event),
+        }
+    }
+
+    fn on_session_event(&mut self, s: SessionHandle, ev: SessionEvent) {
+        let notice = match ev {
+            SessionEvent::SendReady { .. } => return,
+            SessionEvent::MessageSent { message_id } => {
+                self.resolve(s, &message_id, Ok(Outcome::Sent));
+                SessionNotice::Sent { message_id }
+            }
+            SessionEvent::MessageDelivered { message_id } => {
+                self.resolve(s, &message_id, Ok(Outcome::Delivered));
+                SessionNotice::Delivered { message_id }
+            }
+            SessionEvent::DeliveryProgress {
+                message_id,
+                confirmed,
+            } => SessionNotice::DeliveryProgress {
+                message_id,
+                confirmed,
+            },
+            SessionEvent::MessageFailed {
+                message_id,
+                status,
+                reason,
+            } => {
+                let f = SendFailure {
+                    message_id: message_id.clone(),
+                    status,
+                    reason,
+                };
+                if let Some(mut b) = self.bodies.remove(&(s, message_id.clone())) {
+                    if let Some(d) = b.done.take() {
+                        let _ = d.send(Err(f.to_string()));
+                    }
+                }
+                self.resolve(s, &message_id, Err(f.clone()));
+                SessionNotice::Failed(f)
+            }
+            SessionEvent::IncomingMessage {
+                message_id,
+                content_type,
+                total,
+            } => SessionNotice::IncomingStarted {
+                message_id,
+                content_type,
+                total,
+            },
+            SessionEvent::IncomingData {
+                message_id,
+                offset,
+                data,
+            } => SessionNotice::IncomingData {
+                message_id,
+                offset,
+                data,
+            },
+            SessionEvent::IncomingComplete { message_id, size } => {
+                SessionNotice::IncomingComplete { message_id, size }
+            }
+            SessionEvent::IncomingAborted {
+                message_id,
+                received,
+                reason,
+            } => SessionNotice::IncomingAborted {
+                message_id,
+                received,
+                reason,
+            },
+        };
+        self.notify(s, notice);
+    }
+
+    fn new_session(&mut self, h: SessionHandle) -> mpsc::Receiver<SessionNotice> {
+        let (tx, rx) = mpsc::channel(NOTICE_QUEUE);
+        self.sessions.insert(
+            h,
+            SessInfo {
+                notices: tx,
+                waiters: HashMap::new(),
+            },
+        );
+        rx
+    }
+
+    fn on_cmd(&mut self, cmd: Cmd) {
+        let now = Instant::now();
+        match cmd {
+            Cmd::Add { params, reply } => {
+                let r = match self.core.add_session(*params, now) {
+                    Ok(h) => Ok((h, self.new_session(h))),
+                    Err(e) => Err(Error::from(e)),
+                };
+                let _ = reply.send(r);
+            }
+            Cmd::AddOffered {
+                local_uri,
+                config,
+                reply,
+            } => {
+                let h = self.core.add_offered_session(*local_uri, *config);
+                let rx = self.new_session(h);
+                let _ = reply.send((h, rx));
+            }
+            Cmd::Complete {
+                session,
+                params,
+                reply,
+            } => {
+                let r = self.core.complete_session(session, *params, now);
+                let _ = reply.send(r.map_err(Error::from));
+            }
+            Cmd::Send {
+                session,
+                spec,
+                body,
+                reply,
+            } => {
+                let wait_delivered = spec.success_report;
+                let r = match self.core.send_message(session, spec) {
+                    Ok(id) => {
+                        let (tx, rx) = oneshot::channel();
+                        if let Some(info) = self.sessions.get_mut(&session) {
+                            info.waiters.insert(id.clone(), (tx, wait_delivered));
+                        }
+                        if let Some(data) = body {
+                            self.bodies.insert(
+                                (session, id.clone()),
+                                PendingBody {
+                                    data,
+                                    off: 0,
+                                    fin: true,
+                                    done: None,
+                                },
+                            );
+                        }
+                        Ok((id, rx))
+                    }
+                    Err(e) => Err(Error::from(e)),
+                };
+                let _ = reply.send(r);
+            }
+            Cmd::Body {
+                session,
+                message_id,
+                data,
+                fin,
+                done,
+            } => {
+                self.bodies.insert(
+                    (session, message_id),
+                    PendingBody {
+                        data,
+                        off: 0,
+                        fin,
+                        done: Some(done),
+                    },
+                );
+            }
+            Cmd::Abort {
+                session,
+                message_id,
+            } => {
+                self.bodies.remove(&(session, message_id.clone()));
+                let _ = self.core.abort(session, &message_id);
+            }
+            Cmd::Close { session } => {
+                let _ = self.core.close_session(session);
+            }
+        }
+    }
+
+    fn attach(&mut self, c: ConnectionHandle, io: BoxedIo) {
+        let (mut rd, mut wr) = tokio::io::split(io);
+        let tx = self.in_tx.clone();
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; READ_BLOCK];
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) => {
+                        let _ = tx.send(Input::Closed(c, "closed by peer".into())).await;
+                        return;
+                    }
+                    Ok(n) => {
+                        if tx.send(Input::Data(c, buf[..n].to_vec())).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Input::Closed(c, e.to_string())).await;
+                        return;
+                    }
+                }
+            }
+        });
+        let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let tx = self.in_tx.clone();
+        tokio::spawn(async move {
+            while let Some(d) = wrx.recv().await {
+                if let Err(e) = wr.write_all(&d).await {
+                    let _ = tx
+                        .send(Input::Closed(c, format!("write failed: {e}")))
+                        .await;
+                    return;
+                }
+                let _ = tx.send(Input::Wrote(c, d.len())).await;
+            }
+            let _ = wr.shutdown().await;
+        });
+        self.conns.insert(
+            c,
+            ConnIo {
+                writer: wtx,
+                inflight: 0,
+                reader,
+            },
+        );
+    }
+
+    fn on_input(&mut self, input: Input) {
+        match input {
+            Input::Accepted(io) => {
+                let c = self.core.handle_accepted(Instant::now());
+                self.attach(c, io);
+            }
+            Input::Connected(c, Ok(io)) => {
+                if self.core.connection(c).is_some() {
+                    self.attach(c, io);
+                    self.core.handle_connected(c);
+                }
+            }
+            Input::Connected(c, Err(e)) => self.core.handle_connect_failed(c, &e.to_string()),
+            Input::Data(c, d) => self.core.handle_input(c, &d),
+            Input::Closed(c, reason) => {
+                if let Some(io) = self.conns.remove(&c) {
+                    io.reader.abort();
+                    self.core.handle_closed(c, &reason);
+                }
+            }
+            Input::Wrote(c, n) => {
+                if let Some(io) = self.conns.get_mut(&c) {
+                    io.inflight = io.inflight.saturating_sub(n);
+                }
+            }
+        }
+    }
+}
+
+/// The host part for an advertised address (helper for applications building a
+/// [`LocalConfig`] by hand).
+pub fn host_of(addr: SocketAddr) -> Host {
+    Host::from(addr.ip())
+}

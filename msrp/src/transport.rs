@@ -1,0 +1,67 @@
+//! The transport seam: how the driver opens and accepts connections.
+//!
+//! The driver works on any byte stream ([`BoxedIo`]). [`Transport`] turns a connect request
+//! (an MSRP URI) or an accepted TCP socket into such a stream. [`PlainTcp`] is plain TCP;
+//! a TLS transport wraps the TCP stream with `crate::tls::connect_tls` / `accept_tls`
+//! (RFC 4975 §5.4: `msrps:` URIs MUST use TLS; RFC 6135 §6: the active side is the TLS
+//! client) and plugs in here without touching the driver.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use msrp_proto::uri::MsrpUri;
+
+/// A bidirectional byte stream.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A boxed connection stream.
+pub type BoxedIo = Box<dyn Io>;
+
+/// A boxed future returning a stream.
+pub type IoFuture = Pin<Box<dyn Future<Output = io::Result<BoxedIo>> + Send>>;
+
+/// Opens and accepts connections for the driver.
+pub trait Transport: Send + Sync + 'static {
+    /// Connects to the host and port of `to` (active side).
+    fn connect(&self, to: &MsrpUri) -> IoFuture;
+    /// Finishes accepting a TCP connection (for TLS: the server handshake).
+    fn accept(&self, tcp: TcpStream) -> IoFuture;
+}
+
+/// Plain TCP (`msrp:` URIs). Refuses `msrps:` URIs, which MUST use TLS (RFC 4975 §6).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlainTcp;
+
+impl Transport for PlainTcp {
+    fn connect(&self, to: &MsrpUri) -> IoFuture {
+        let secure = to.is_secure();
+        let host = to.host.to_plain_string();
+        let port = to.port;
+        Box::pin(async move {
+            if secure {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "msrps: URI needs a TLS transport (RFC 4975 §6)",
+                ));
+            }
+            let port = port.ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "MSRP URI without a port")
+            })?;
+            let s = TcpStream::connect((host.as_str(), port)).await?;
+            s.set_nodelay(true)?;
+            Ok(Box::new(s) as BoxedIo)
+        })
+    }
+
+    fn accept(&self, tcp: TcpStream) -> IoFuture {
+        Box::pin(async move {
+            tcp.set_nodelay(true)?;
+            Ok(Box::new(tcp) as BoxedIo)
+        })
+    }
+}
