@@ -5,7 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use msrp::stun::{discover, NatReport, StunConfig, StunError, Transport};
+use msrp::stun::{
+    discover, discover_tcp_with_udp_filtering, NatReport, StunConfig, StunError, Transport,
+};
 
 /// Arguments of `msrp nat-check`.
 #[derive(Debug, clap::Args)]
@@ -17,6 +19,11 @@ pub struct NatCheckArgs {
     /// Run the tests over TCP (mapping only: RFC 5780 cannot test filtering over TCP).
     #[arg(long)]
     pub tcp: bool,
+    /// With --tcp: also run the RFC 5780 filtering tests over UDP from the same port number
+    /// and use their result for the verdict (assumes the NAT filters TCP as it filters UDP;
+    /// without this, a NATed TCP check can only say filtering is unknown and offer active).
+    #[arg(long, requires = "tcp")]
+    pub udp_filtering: bool,
     /// Local address to test from: the MSRP listener's address, so the NAT mapping tested is
     /// the one the MSRP connection will use (RFC 6135 §4.2.2). Default: any address, a free
     /// port.
@@ -79,14 +86,17 @@ async fn check(args: &NatCheckArgs) -> anyhow::Result<NatReport> {
         Transport::Udp
     };
     let config = StunConfig::default().with_rto(Duration::from_millis(args.rto_ms));
-    discover(server, local, transport, config)
-        .await
-        .map_err(|e| match e {
-            StunError::Discovery(msrp::stun::DiscoveryError::Timeout { .. }) => {
-                anyhow::anyhow!("{e} (is a STUN server running there and reachable?)")
-            }
-            other => anyhow::Error::new(other),
-        })
+    let result = if args.udp_filtering {
+        discover_tcp_with_udp_filtering(server, local, config).await
+    } else {
+        discover(server, local, transport, config).await
+    };
+    result.map_err(|e| match e {
+        StunError::Discovery(msrp::stun::DiscoveryError::Timeout { .. }) => {
+            anyhow::anyhow!("{e} (is a STUN server running there and reachable?)")
+        }
+        other => anyhow::Error::new(other),
+    })
 }
 
 /// Resolves `HOST:PORT`, preferring the family of `--local` when given.

@@ -213,3 +213,29 @@ fn nat_check_tcp_refused_and_bad_addresses() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("IP version"));
 }
+
+#[test]
+fn nat_check_tcp_with_udp_filtering_on_loopback() {
+    let Some(srv) = Coturn::start(true) else {
+        return;
+    };
+    let out = msrp(&[
+        "nat-check",
+        "--stun",
+        &srv.primary.to_string(),
+        "--tcp",
+        "--udp-filtering",
+        "--local",
+        "127.0.0.1:0",
+        "--json",
+    ]);
+    let j = json(&out);
+    assert_eq!(j["mapping"], "endpoint-independent");
+    // Filtering now measured over UDP from the same port number.
+    assert_eq!(j["filtering"], "endpoint-independent");
+    assert_eq!(j["behind_nat"], false);
+    assert_eq!(j["offer_setup"], "actpass");
+    // --udp-filtering without --tcp is a usage error.
+    let out = msrp(&["nat-check", "--stun", "127.0.0.1:3478", "--udp-filtering"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -166,3 +166,54 @@ fn routed_without_nat_is_not_behind_nat() {
     assert_eq!(j["filtering"], "endpoint-independent", "{j}");
     assert_eq!(j["offer_setup"], "actpass", "{j}");
 }
+
+#[test]
+fn one_to_one_nat_over_tcp_with_udp_filtering_offers_actpass_with_tcp_mapping() {
+    if !prerequisites() {
+        return;
+    }
+    let mut t = Topology::build(Nat::OneToOne);
+    t.start_coturn();
+    let out = nat_check_inside(
+        &mut t,
+        &[
+            "--stun",
+            "203.0.113.2:3478",
+            "--tcp",
+            "--udp-filtering",
+            "--local",
+            "192.0.2.10:40004",
+            "--rto-ms",
+            "20",
+            "--json",
+        ],
+    );
+    let j = json(&out);
+    // The TCP mapping of the listener port, which is what a=path needs.
+    assert_eq!(mapped(&j).to_string(), "203.0.113.1:40004", "{j}");
+    assert_eq!(j["mapping"], "endpoint-independent", "{j}");
+    assert_eq!(j["filtering"], "endpoint-independent", "{j}");
+    assert_eq!(j["offer_setup"], "actpass", "{j}");
+
+    // And the MASQUERADE router gives active on the same path.
+    let mut t = Topology::build(Nat::Masquerade);
+    t.start_coturn();
+    let out = nat_check_inside(
+        &mut t,
+        &[
+            "--stun",
+            "203.0.113.2:3478",
+            "--tcp",
+            "--udp-filtering",
+            "--local",
+            "192.0.2.10:40005",
+            "--rto-ms",
+            "20",
+            "--json",
+        ],
+    );
+    let j = json(&out);
+    assert_eq!(mapped(&j).ip().to_string(), "203.0.113.1", "{j}");
+    assert_eq!(j["filtering"], "address-and-port-dependent", "{j}");
+    assert_eq!(j["offer_setup"], "active", "{j}");
+}

@@ -740,3 +740,77 @@ fn garbage_and_stray_responses_are_ignored() {
     d.handle_input(sa(SERVER), &ok.encode(false), t0).unwrap();
     assert!(!d.is_finished());
 }
+
+// ---------------------------------------------------------------------------------------
+// TCP mapping combined with UDP filtering
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn tcp_mapping_with_udp_filtering_can_reach_actpass() {
+    use msrp_proto::stun::combine_tcp_with_udp_filtering;
+    // Endpoint-independent NAT: TCP alone cannot prove filtering, UDP supplies it.
+    let (tcp, _, _) = run(nat(Kind::Ei, Kind::Ei), GOOD_SERVER, Transport::Tcp);
+    let tcp = tcp.unwrap();
+    assert_eq!(tcp.verdict.offer_setup(), OfferSetup::Active);
+    let (udp, _, _) = run(nat(Kind::Ei, Kind::Ei), GOOD_SERVER, Transport::Udp);
+    let c = combine_tcp_with_udp_filtering(tcp.clone(), udp);
+    assert_eq!(c.verdict, Verdict::EndpointIndependent);
+    assert_eq!(c.verdict.offer_setup(), OfferSetup::ActPass);
+    assert_eq!(c.mapped, tcp.mapped, "a=path gets the TCP mapping");
+    assert_eq!(c.transport, Transport::Tcp);
+    assert_eq!(c.filtering, NatBehavior::EndpointIndependent);
+    assert!(
+        c.reason
+            .contains("assuming the NAT filters TCP as it filters UDP"),
+        "{}",
+        c.reason
+    );
+    assert!(
+        c.reason.contains("TCP: ") && c.reason.contains("UDP: "),
+        "{}",
+        c.reason
+    );
+
+    // Port-restricted filtering over UDP: active.
+    let (udp, _, _) = run(nat(Kind::Ei, Kind::Apd), GOOD_SERVER, Transport::Udp);
+    let c = combine_tcp_with_udp_filtering(tcp.clone(), udp);
+    assert_eq!(
+        c.verdict,
+        Verdict::BehindNat {
+            mapping: NatBehavior::EndpointIndependent,
+            filtering: NatBehavior::AddressAndPortDependent
+        }
+    );
+
+    // UDP blocked: filtering unknown, active, and the reason says why.
+    let silent = ServerModel {
+        silent: true,
+        ..GOOD_SERVER
+    };
+    let (udp, _, _) = run(nat(Kind::Ei, Kind::Ei), silent, Transport::Udp);
+    assert!(udp.is_err());
+    let c = combine_tcp_with_udp_filtering(tcp.clone(), udp);
+    assert_eq!(c.filtering, NatBehavior::NotTested);
+    assert_eq!(c.verdict.offer_setup(), OfferSetup::Active);
+    assert!(
+        c.reason.contains("UDP: filtering tests failed"),
+        "{}",
+        c.reason
+    );
+
+    // No NAT over TCP but a UDP firewall: firewalled, active.
+    let (tcp, _, _) = run(None, GOOD_SERVER, Transport::Tcp);
+    let fw = Some(NatModel {
+        mapping: Kind::Ei,
+        filtering: Kind::Ad,
+        translate: false,
+    });
+    let (udp, _, _) = run(fw, GOOD_SERVER, Transport::Udp);
+    let c = combine_tcp_with_udp_filtering(tcp.unwrap(), udp);
+    assert_eq!(
+        c.verdict,
+        Verdict::Firewalled {
+            filtering: NatBehavior::AddressDependent
+        }
+    );
+}

@@ -74,6 +74,32 @@ pub async fn discover_reachability(
     discover(stun, local, transport, StunConfig::default()).await
 }
 
+/// What an MSRP UA listening on TCP at `local` needs for RFC 6135 §4.2.2: the mapped TCP
+/// address and TCP mapping behaviour from discovery over TCP from the listener's port (see
+/// the module docs about `SO_REUSEPORT`), and the filtering behaviour from a UDP discovery
+/// from the same port number, combined by
+/// [`combine_tcp_with_udp_filtering`](msrp_proto::stun::combine_tcp_with_udp_filtering)
+/// (which states its assumption in the reason). Fails only if the TCP discovery fails; a
+/// failed UDP run leaves filtering unknown.
+pub async fn discover_tcp_with_udp_filtering(
+    stun: SocketAddr,
+    local: SocketAddr,
+    config: StunConfig,
+) -> Result<NatReport, StunError> {
+    let tcp = discover(stun, local, Transport::Tcp, config.clone()).await?;
+    let udp_local = SocketAddr::new(tcp.local.ip(), tcp.local.port());
+    let udp = match discover(stun, udp_local, Transport::Udp, config).await {
+        Ok(r) => Ok(r),
+        Err(StunError::Discovery(e)) => Err(e),
+        Err(other) => Err(DiscoveryError::Transport {
+            server: stun,
+            transport: Transport::Udp,
+            why: other.to_string(),
+        }),
+    };
+    Ok(msrp_proto::stun::combine_tcp_with_udp_filtering(tcp, udp))
+}
+
 /// [`discover_reachability`] with an explicit transport and timer configuration.
 pub async fn discover(
     stun: SocketAddr,

@@ -143,8 +143,10 @@ pub struct NatReport {
     pub filtering: NatBehavior,
     /// The verdict.
     pub verdict: Verdict,
-    /// Why: the observations behind the verdict, in words.
+    /// Why: the observations behind the verdict and the conclusion, in words.
     pub reason: String,
+    /// The observations alone (what [`reason`](Self::reason) is built from).
+    pub observations: Vec<String>,
 }
 
 /// Why discovery could not reach a verdict.
@@ -620,46 +622,8 @@ impl Discovery {
     fn finish(&mut self, _now: Instant) {
         let mapped = self.mapped1.expect("finish only after test I succeeded");
         let nated = !same_addr(mapped, self.local);
-        let verdict = if !nated {
-            match self.filtering {
-                NatBehavior::AddressDependent | NatBehavior::AddressAndPortDependent => {
-                    Verdict::Firewalled {
-                        filtering: self.filtering,
-                    }
-                }
-                _ => Verdict::NotBehindNat,
-            }
-        } else if self.mapping == NatBehavior::EndpointIndependent
-            && self.filtering == NatBehavior::EndpointIndependent
-        {
-            Verdict::EndpointIndependent
-        } else {
-            Verdict::BehindNat {
-                mapping: self.mapping,
-                filtering: self.filtering,
-            }
-        };
-        let conclusion = match verdict {
-            Verdict::NotBehindNat => format!(
-                "not behind a NAT: reachable at {mapped}, so offer actpass (RFC 6135 §4.2.2)"
-            ),
-            Verdict::EndpointIndependent => format!(
-                "behind a NAT with endpoint-independent mapping and filtering: reachable at the \
-                 mapped address {mapped}, so offer actpass with it in a=path (RFC 6135 §4.2.2)"
-            ),
-            Verdict::BehindNat { mapping, filtering } => format!(
-                "behind a NAT ({} mapping, {} filtering): a peer's connection would not get in, \
-                 so offer active (RFC 6135 §4.2.2)",
-                mapping.as_str(),
-                filtering.as_str()
-            ),
-            Verdict::Firewalled { filtering } => format!(
-                "not behind a NAT, but inbound traffic is filtered ({} filtering): a peer's \
-                 connection would not get in, so offer active (RFC 6135 §4.2.2)",
-                filtering.as_str()
-            ),
-        };
-        self.notes.push(conclusion);
+        let verdict = verdict_for(nated, self.mapping, self.filtering);
+        let observations = std::mem::take(&mut self.notes);
         self.finished = true;
         self.current = None;
         self.result = Some(Ok(NatReport {
@@ -673,8 +637,104 @@ impl Discovery {
             mapping: self.mapping,
             filtering: self.filtering,
             verdict,
-            reason: self.notes.join("; "),
+            reason: reason_text(&observations, verdict, mapped),
+            observations,
         }));
+    }
+}
+
+/// The RFC 6135 §4.2.2 verdict from the observations: `nated` (mapped address differs from the
+/// local one), mapping and filtering behaviour.
+pub fn verdict_for(nated: bool, mapping: NatBehavior, filtering: NatBehavior) -> Verdict {
+    if !nated {
+        match filtering {
+            NatBehavior::AddressDependent | NatBehavior::AddressAndPortDependent => {
+                Verdict::Firewalled { filtering }
+            }
+            _ => Verdict::NotBehindNat,
+        }
+    } else if mapping == NatBehavior::EndpointIndependent
+        && filtering == NatBehavior::EndpointIndependent
+    {
+        Verdict::EndpointIndependent
+    } else {
+        Verdict::BehindNat { mapping, filtering }
+    }
+}
+
+fn conclusion(verdict: Verdict, mapped: SocketAddr) -> String {
+    match verdict {
+        Verdict::NotBehindNat => {
+            format!("not behind a NAT: reachable at {mapped}, so offer actpass (RFC 6135 §4.2.2)")
+        }
+        Verdict::EndpointIndependent => format!(
+            "behind a NAT with endpoint-independent mapping and filtering: reachable at the \
+             mapped address {mapped}, so offer actpass with it in a=path (RFC 6135 §4.2.2)"
+        ),
+        Verdict::BehindNat { mapping, filtering } => format!(
+            "behind a NAT ({} mapping, {} filtering): a peer's connection would not get in, \
+             so offer active (RFC 6135 §4.2.2)",
+            mapping.as_str(),
+            filtering.as_str()
+        ),
+        Verdict::Firewalled { filtering } => format!(
+            "not behind a NAT, but inbound traffic is filtered ({} filtering): a peer's \
+             connection would not get in, so offer active (RFC 6135 §4.2.2)",
+            filtering.as_str()
+        ),
+    }
+}
+
+fn reason_text(observations: &[String], verdict: Verdict, mapped: SocketAddr) -> String {
+    let mut parts: Vec<String> = observations.to_vec();
+    parts.push(conclusion(verdict, mapped));
+    parts.join("; ")
+}
+
+/// Combines a TCP discovery (run from the MSRP listener's port: the mapped TCP address and the
+/// TCP mapping behaviour) with a UDP discovery from the same port number (the filtering
+/// behaviour, which RFC 5780 §3.2 can test "only [for] UDP datagrams").
+///
+/// RFC 6135 §4.2.2 asks for endpoint-independent mapping *and* filtering of the TCP port the
+/// MSRP connection will use, and the a=path address must be the TCP mapping. Over TCP alone
+/// filtering is unknown, so the verdict can never be `actpass` behind a NAT; this combination
+/// takes the UDP filtering as evidence for TCP, an assumption the reason states (it holds for
+/// one-to-one NATs and typical NAPTs that treat both protocols alike, but a NAT may differ).
+/// A failed UDP run leaves filtering unknown.
+pub fn combine_tcp_with_udp_filtering(
+    tcp: NatReport,
+    udp: Result<NatReport, DiscoveryError>,
+) -> NatReport {
+    let nated = !same_addr(tcp.mapped, tcp.local);
+    let mut observations: Vec<String> = tcp
+        .observations
+        .iter()
+        .map(|o| format!("TCP: {o}"))
+        .collect();
+    let filtering = match &udp {
+        Ok(u) => {
+            observations.extend(u.observations.iter().map(|o| format!("UDP: {o}")));
+            if u.filtering != NatBehavior::NotTested {
+                observations.push(format!(
+                    "assuming the NAT filters TCP as it filters UDP ({} over UDP; RFC 5780 \
+                     cannot test TCP filtering)",
+                    u.filtering.as_str()
+                ));
+            }
+            u.filtering
+        }
+        Err(e) => {
+            observations.push(format!("UDP: filtering tests failed: {e}"));
+            NatBehavior::NotTested
+        }
+    };
+    let verdict = verdict_for(nated, tcp.mapping, filtering);
+    NatReport {
+        filtering,
+        verdict,
+        reason: reason_text(&observations, verdict, tcp.mapped),
+        observations,
+        ..tcp
     }
 }
 

@@ -14,7 +14,10 @@ pub mod message;
 pub mod sip_via;
 pub mod transaction;
 
-pub use discovery::{Discovery, DiscoveryError, NatBehavior, NatReport, OfferSetup, Verdict};
+pub use discovery::{
+    combine_tcp_with_udp_filtering, verdict_for, Discovery, DiscoveryError, NatBehavior, NatReport,
+    OfferSetup, Verdict,
+};
 pub use message::{frame_len, Attribute, Class, DecodeError, Message, TransactionId};
 pub use sip_via::{check_via, ViaCheck, ViaError};
 pub use transaction::{ClientTransaction, Outcome, StunConfig, Transmit, Transport};
