@@ -347,6 +347,24 @@ fn large_message_does_not_block_small_one_and_bodies_match() {
         .iter()
         .all(|m| m.body.as_ref().unwrap().len() <= 4096));
     assert_eq!(chunks.last().unwrap().continuation, Continuation::Complete);
+    // RFC 4975 §7.1.1: every chunk has a Byte-Range, chunks go in Byte-Range order, and all
+    // carry the same report headers; chunks above 2048 bytes have "*" as range-end.
+    let starts: Vec<u64> = chunks
+        .iter()
+        .map(|m| m.head.byte_range().unwrap().start)
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(starts[0], 1);
+    assert!(chunks
+        .iter()
+        .all(|m| m.head.success_report().is_none() && m.head.failure_report().is_none()));
+    assert!(chunks
+        .iter()
+        .all(|m| m.body.as_ref().unwrap().len() <= 2048
+            || m.head.byte_range().unwrap().end.is_none()));
+    assert!(chunks
+        .iter()
+        .all(|m| m.head.byte_range().unwrap().total == Some(big.len() as u64)));
 }
 
 #[test]
@@ -387,9 +405,68 @@ fn reassembly_out_of_order_with_duplicates_and_gaps() {
     p.raw_send(Who::B, c, &send("t0000005", 16, 30, Continuation::More));
     assert_eq!(complete(&p, Who::B, sb, "reasm001"), Some(n));
     assert_eq!(p.received_body(Who::B, sb, "reasm001"), msg);
-    let r = responses(&p.raw_take(c));
+    let out = p.raw_take(c);
+    let r = responses(&out);
     assert_eq!(r.len(), 5);
     assert!(r.iter().all(|(_, s)| *s == 200));
+    // RFC 4975 §7.2: To-Path is the first From-Path URI of the SEND, From-Path is our URI,
+    // the end-line flag is "$", and the transaction id is the request's.
+    for m in parse_messages(&out, Limits::default()).unwrap() {
+        assert_eq!(m.head.to_path(), vec![Pair::uri(Who::A)]);
+        assert_eq!(m.head.from_path(), vec![Pair::uri(Who::B)]);
+        assert_eq!(m.continuation, Continuation::Complete);
+    }
+    assert_eq!(r[0].0, "t0000001");
+}
+
+#[test]
+fn reports_get_no_response_and_unknown_reports_are_ignored() {
+    let mut p = Pair::new(EndpointConfig::default());
+    let now = p.now;
+    let sb =
+        p.b.ep
+            .add_session(Pair::params(Who::B, SessionRole::Passive, cfg(1024)), now)
+            .unwrap();
+    let c = p.raw_connect(Who::B);
+    let (to, from) = (Pair::uri(Who::B), Pair::uri(Who::A));
+    p.raw_send(
+        Who::B,
+        c,
+        &raw_send(
+            "tid00001",
+            &to,
+            &from,
+            "mid00001",
+            range(1, 0, 0),
+            None,
+            Continuation::Complete,
+            None,
+        ),
+    );
+    p.raw_take(c);
+    let mut h = MessageHead::request("tid00002", Method::Report).unwrap();
+    h.push_to_path(std::slice::from_ref(&to)).unwrap();
+    h.push_from_path(std::slice::from_ref(&from)).unwrap();
+    h.push_message_id("neverSent1").unwrap();
+    h.push_byte_range(ByteRange {
+        start: 1,
+        end: Some(3),
+        total: Some(3),
+    })
+    .unwrap();
+    h.push_status(StatusCode::OK, None).unwrap();
+    let report = Message {
+        head: h,
+        body: None,
+        continuation: Continuation::Complete,
+    }
+    .encode()
+    .unwrap();
+    p.raw_send(Who::B, c, &report);
+    // RFC 4975 §7.1.2: no response to a REPORT; unknown Message-ID: silently ignored.
+    assert!(p.raw_take(c).is_empty());
+    assert!(p.session_events(Who::B, sb).is_empty());
+    assert_eq!(p.b.ep.session_state(sb), Some(SessionState::Connected));
 }
 
 #[test]
@@ -660,6 +737,20 @@ fn second_active_session_to_same_peer_reuses_connection() {
     let id = p.send_bytes(Who::A, sa2, "text/plain", b"second", |s| s);
     p.drive();
     assert_eq!(p.received_body(Who::B, sb2, &id), b"second");
+    // RFC 4975 §5.4: the connection is not closed while a session still uses it.
+    let c = p.a.ep.session_connection(sa).unwrap();
+    p.a.ep.close_session(sa).unwrap();
+    p.drive();
+    assert!(!p.saw(Who::A, |e| matches!(e, Event::CloseConnection { .. })));
+    assert_eq!(p.a.ep.session_state(sa2), Some(SessionState::Connected));
+    p.a.ep.close_session(sa2).unwrap();
+    p.drive();
+    assert!(p.saw(
+        Who::A,
+        |e| matches!(e, Event::CloseConnection { connection, .. } if *connection == c)
+    ));
+    // the peer sees the connection go and ends its remaining session with the reason
+    assert!(p.saw(Who::B, |e| matches!(e, Event::SessionClosed { session, reason: CloseReason::ConnectionLost(_) } if *session == sb2)));
 }
 
 #[test]

@@ -268,13 +268,21 @@ enum Input {
 }
 
 /// A running MSRP endpoint: a listener and the driver task.
-#[derive(Debug)]
 pub struct MsrpEndpoint {
     cmd: mpsc::UnboundedSender<Cmd>,
     local_addr: SocketAddr,
     defaults: SessionConfig,
+    transport: Arc<dyn Transport>,
     task: JoinHandle<()>,
     accept_task: JoinHandle<()>,
+}
+
+impl fmt::Debug for MsrpEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MsrpEndpoint")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for MsrpEndpoint {
@@ -330,6 +338,7 @@ impl MsrpEndpoint {
             cmd: cmd_tx,
             local_addr,
             defaults: opts.session,
+            transport: opts.transport.clone(),
             task,
             accept_task,
         })
@@ -404,6 +413,7 @@ impl MsrpEndpoint {
             mut session,
         } = offered;
         let plan = pending.accept_answer(answer)?;
+        self.transport.prepare(&plan);
         let params = SessionParams::from_plan(&plan, self.defaults.clone());
         let (reply, rx) = oneshot::channel();
         self.cmd
@@ -426,6 +436,7 @@ impl MsrpEndpoint {
         cfg: &LocalConfig,
     ) -> Result<(SdpAnswer, MsrpSession), Error> {
         let answered = create_answer(offer, cfg)?;
+        self.transport.prepare(&answered.plan);
         let params = SessionParams::from_plan(&answered.plan, self.session_config(cfg));
         let mut session = self.start_session(params).await?;
         session.sender.plan = Some(Arc::new(answered.plan));

@@ -13,6 +13,7 @@ use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use msrp_proto::sdp::ConnectionPlan;
 use msrp_proto::uri::MsrpUri;
 
 /// A bidirectional byte stream.
@@ -31,6 +32,13 @@ pub trait Transport: Send + Sync + 'static {
     fn connect(&self, to: &MsrpUri) -> IoFuture;
     /// Finishes accepting a TCP connection (for TLS: the server handshake).
     fn accept(&self, tcp: TcpStream) -> IoFuture;
+
+    /// Called with each negotiated plan before its session starts, so that a TLS transport
+    /// can learn the peer fingerprints to expect (RFC 8122) and its TLS role (RFC 6135 §6).
+    /// Plain TCP ignores it.
+    fn prepare(&self, plan: &ConnectionPlan) {
+        let _ = plan;
+    }
 }
 
 /// Plain TCP (`msrp:` URIs). Refuses `msrps:` URIs, which MUST use TLS (RFC 4975 §6).
