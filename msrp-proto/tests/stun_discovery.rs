@@ -525,6 +525,11 @@ fn every_nat_combination_gets_the_right_verdict() {
                 );
             }
             assert!(!r.reason.is_empty());
+            // RFC 5780 §5: no more than ten new transactions per second. One transaction at
+            // a time and at most five per run (test I, filtering II/III, mapping II/III).
+            let transactions: std::collections::HashSet<_> =
+                sim.requests.iter().map(|(d, c)| (*d, *c)).collect();
+            assert!(transactions.len() <= 5, "{:?}", sim.requests);
         }
     }
 }
@@ -813,4 +818,37 @@ fn tcp_mapping_with_udp_filtering_can_reach_actpass() {
             filtering: NatBehavior::AddressDependent
         }
     );
+}
+
+#[test]
+fn alternate_server_attribute_is_ignored() {
+    // RFC 5780 §5: "Clients SHOULD ignore an ALTERNATE-SERVER attribute in a response".
+    // ALTERNATE-SERVER (0x8023) in a success response: no redirect, the response is used.
+    let t0 = Instant::now();
+    let mut d = Discovery::new(
+        sa(SERVER),
+        sa(LOCAL),
+        Transport::Udp,
+        StunConfig::default(),
+        ids(),
+        t0,
+    );
+    let tx = d.poll_transmit().unwrap();
+    let req = Message::decode(&tx.contents).unwrap();
+    let mut ok = success(&req, sa(LOCAL));
+    let mut alt = vec![0u8, 1];
+    alt.extend_from_slice(&3478u16.to_be_bytes());
+    alt.extend_from_slice(&[198, 51, 100, 99]);
+    ok.attributes.push(Attribute::Unknown {
+        typ: 0x8023,
+        value: alt,
+    });
+    d.handle_input(sa(SERVER), &ok.encode(true), t0).unwrap();
+    let r = d
+        .poll_result()
+        .expect("finished: no OTHER-ADDRESS")
+        .unwrap();
+    assert_eq!(r.verdict, Verdict::NotBehindNat);
+    // Nothing was sent to the alternate server.
+    assert!(d.poll_transmit().is_none());
 }

@@ -376,3 +376,24 @@ async fn tcp_send(
         .await
         .map_err(|source| TcpSendError::Write { dest, source })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transaction_ids_are_random() {
+        // 1000 draws of 96 bits: any repeat (or a constant generator) fails.
+        let mut next = random_ids();
+        let ids: std::collections::HashSet<[u8; 12]> = (0..1000).map(|_| next().0).collect();
+        assert_eq!(ids.len(), 1000);
+        // Every byte position varies (not a counter in the low bytes).
+        let all: Vec<[u8; 12]> = ids.into_iter().collect();
+        for pos in 0..12 {
+            assert!(
+                all.iter().any(|id| id[pos] != all[0][pos]),
+                "byte {pos} constant"
+            );
+        }
+    }
+}
