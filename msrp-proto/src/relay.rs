@@ -4,9 +4,12 @@
 //!   RFC 2617): challenge and credential parsing and printing, the client response, and the
 //!   relay side (stateless nonces with integrity and expiry, nonce-count replay checks).
 //! - [`users`]: the relay's credentials file, which stores HA1 hashes, never passwords.
+//! - [`client`]: the relay client state machine (AUTH to each relay, Use-Path, Expires refresh,
+//!   423 handling).
 //!
 //! Everything here is sans-IO: randomness and the current time are inputs supplied by the
 //! caller.
 
+pub mod client;
 pub mod digest;
 pub mod users;
