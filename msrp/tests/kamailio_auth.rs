@@ -14,6 +14,9 @@ use common::kamailio::{Kamailio, Options, MAX_EXPIRES, MIN_EXPIRES, PASSWORD, RE
 use msrp::proto::message::{
     Continuation, Event, HeaderKind, Limits, Message, MessageHead, Method, Parser,
 };
+use msrp::proto::relay::client::{
+    RelayClient, RelayClientConfig, RelayEvent, RelayFailure, RelaySpec, RelayState,
+};
 use msrp::proto::relay::digest::{
     cnonce_from_random, Authorization, Challenge, Credentials, DigestClient, DigestError, Retry,
 };
@@ -108,6 +111,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         assert_eq!(resp.head.to_path(), vec![from], "{}", resp.raw);
         assert_eq!(resp.head.from_path(), vec![to], "{}", resp.raw);
         resp
+    }
+
+    /// Sends a message built elsewhere (by the relay client state machine).
+    async fn send(&mut self, msg: &Message) {
+        self.stream.write_all(&msg.encode().unwrap()).await.unwrap();
     }
 
     async fn read_response(&mut self) -> Response {
@@ -360,4 +368,107 @@ async fn kamailio_stale_nonce_then_new_attempt() {
     let r = conn.auth(&relay, &me, Some(&auth), None).await;
     assert_eq!(r.code(), 200, "{}\n{}", r.raw, k.log_tail(20));
     assert!(r.head.use_path().is_some(), "{}", r.raw);
+}
+
+/// Drives our sans-IO relay client over the connection until it has nothing left to send;
+/// returns its events.
+async fn drive_client<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    client: &mut RelayClient,
+    rng: &mut dyn FnMut(&mut [u8]),
+) -> Vec<RelayEvent> {
+    let now = std::time::Instant::now();
+    for _ in 0..10 {
+        let Some(msg) = client.poll_transmit(now, &mut *rng) else {
+            break;
+        };
+        conn.send(&msg).await;
+        let r = conn.read_response().await;
+        assert!(
+            client.handle_response(now, &r.head),
+            "response not claimed by the client: {}",
+            r.raw
+        );
+    }
+    std::iter::from_fn(|| client.poll_event()).collect()
+}
+
+fn test_rng() -> impl FnMut(&mut [u8]) {
+    let mut state = u64::from(std::process::id()) ^ 0x9e37_79b9_7f4a_7c15;
+    move |buf: &mut [u8]| {
+        for b in buf {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *b = state as u8;
+        }
+    }
+}
+
+#[tokio::test]
+async fn relay_client_state_machine_against_kamailio() {
+    let Some(k) = Kamailio::start(Options::default()) else {
+        return;
+    };
+    let relay = MsrpUri::parse(&k.tcp_uri()).unwrap();
+    let local = MsrpUri::parse(&our_uri("s3")).unwrap();
+    let spec = |password: &str| RelaySpec {
+        uri: relay.clone(),
+        credentials: Credentials::new("carol", password).unwrap(),
+    };
+    let mut rng = test_rng();
+
+    // Asking for 30 s: Kamailio answers 423 Min-Expires: 60, the client retries with 60.
+    let mut config = RelayClientConfig::new(vec![spec(PASSWORD)], local.clone());
+    config.expires = Some(30);
+    let mut client = RelayClient::new(config);
+    let mut conn = Conn::new(TcpStream::connect(k.tcp).await.unwrap());
+    client.start(std::time::Instant::now());
+    let events = drive_client(&mut conn, &mut client, &mut rng).await;
+    let [RelayEvent::Authenticated { use_path, expires }] = events.as_slice() else {
+        panic!(
+            "expected one Authenticated event, got {events:?}\n{}",
+            k.log_tail(20)
+        );
+    };
+    assert_eq!(*expires, Some(MIN_EXPIRES));
+    assert_eq!(use_path.len(), 1);
+    assert_eq!(use_path[0].socket_addr(), relay.socket_addr());
+    assert_eq!(client.state(), RelayState::Authenticated);
+    // RFC 4976 §5.1: SDP path = Use-Path reversed + our URI.
+    assert_eq!(
+        client.sdp_path().unwrap(),
+        vec![use_path[0].clone(), local.clone()]
+    );
+    // The refresh is scheduled at 3/4 of the 60 s granted.
+    let due = client.poll_timeout().expect("a refresh is scheduled");
+    client.handle_timeout(due);
+    let events = drive_client(&mut conn, &mut client, &mut rng).await;
+    assert!(
+        matches!(
+            events.as_slice(),
+            [RelayEvent::Authenticated {
+                expires: Some(60),
+                ..
+            }]
+        ),
+        "refresh: {events:?}"
+    );
+    assert_ne!(
+        client.use_path().unwrap(),
+        &use_path[..],
+        "a new AUTH gives a new URI"
+    );
+
+    // Wrong password: one challenge, one refused attempt, then a clear failure.
+    let mut client = RelayClient::new(RelayClientConfig::new(vec![spec("wrong")], local));
+    let mut conn = Conn::new(TcpStream::connect(k.tcp).await.unwrap());
+    client.start(std::time::Instant::now());
+    let events = drive_client(&mut conn, &mut client, &mut rng).await;
+    assert_eq!(
+        events,
+        vec![RelayEvent::Failed(RelayFailure::CredentialsRejected {
+            relay: relay.to_string()
+        })]
+    );
 }
