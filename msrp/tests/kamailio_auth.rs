@@ -11,9 +11,8 @@ mod common;
 use std::time::Duration;
 
 use common::kamailio::{Kamailio, Options, MAX_EXPIRES, MIN_EXPIRES, PASSWORD, REALM};
-use msrp::proto::message::{
-    Continuation, Event, HeaderKind, Limits, Message, MessageHead, Method, Parser,
-};
+use common::msrp_conn::{drive_client, test_rng, Conn, Received, WAIT};
+use msrp::proto::message::{Continuation, HeaderKind, Message, MessageHead, Method};
 use msrp::proto::relay::client::{
     RelayClient, RelayClientConfig, RelayEvent, RelayFailure, RelaySpec, RelayState,
 };
@@ -22,154 +21,55 @@ use msrp::proto::relay::digest::{
 };
 use msrp::proto::uri::{MsrpUri, Scheme};
 use msrp::tls::{client_config, connect_tls, PeerAuth};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-
-/// Bound on every network wait.
-const WAIT: Duration = Duration::from_secs(10);
-/// Largest response we accept from the relay.
-const MAX_FRAME: usize = 64 * 1024;
 
 /// Our endpoint's URI in From-Path (RFC 4976 §5.1: the client's own URI).
 fn our_uri(session: &str) -> String {
     format!("msrp://127.0.0.1:9/{session};tcp")
 }
 
-/// A response as parsed by our codec, with its wire text for assertion messages.
-#[derive(Debug)]
-struct Response {
-    head: MessageHead,
-    raw: String,
+/// Sends an AUTH (RFC 4976 §5.1) built with our writer and returns the response. To-Path is
+/// written first and From-Path second (Kamailio 5.6.3 drops other orders).
+async fn send_auth<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    to_path: &str,
+    from_path: &str,
+    authorization: Option<&Authorization>,
+    expires: Option<u32>,
+) -> Received {
+    let tid = conn.next_tid("a");
+    let to = MsrpUri::parse(to_path).unwrap();
+    let from = MsrpUri::parse(from_path).unwrap();
+    let mut head = MessageHead::request(&tid, Method::Auth).unwrap();
+    head.push_to_path(std::slice::from_ref(&to)).unwrap();
+    head.push_from_path(std::slice::from_ref(&from)).unwrap();
+    if let Some(a) = authorization {
+        head.push("Authorization", &a.to_string()).unwrap();
+    }
+    if let Some(secs) = expires {
+        head.push_expires(HeaderKind::Expires, secs).unwrap();
+    }
+    conn.send(&Message {
+        head,
+        body: None,
+        continuation: Continuation::Complete,
+    })
+    .await;
+    let resp = conn.read_response().await;
+    assert_eq!(
+        resp.head.transaction_id(),
+        tid,
+        "response to another transaction: {}",
+        resp.raw
+    );
+    // RFC 4976 §5.1 examples: the response goes back hop by hop, To-Path = our From-Path.
+    assert_eq!(resp.head.to_path(), vec![from], "{}", resp.raw);
+    assert_eq!(resp.head.from_path(), vec![to], "{}", resp.raw);
+    resp
 }
 
-impl Response {
-    fn code(&self) -> u16 {
-        self.head
-            .status_code()
-            .unwrap_or_else(|| panic!("not a response: {}", self.raw))
-            .0
-    }
-}
-
-/// One MSRP connection to the relay: requests built with our writer, responses read with our
-/// push parser.
-struct Conn<S> {
-    stream: S,
-    buf: Vec<u8>,
-    parser: Parser,
-    next_tid: u32,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    fn new(stream: S) -> Self {
-        Conn {
-            stream,
-            buf: Vec::new(),
-            parser: Parser::new(Limits::default()),
-            next_tid: 1,
-        }
-    }
-
-    /// Sends an AUTH (RFC 4976 §5.1) and returns the response. To-Path is written first and
-    /// From-Path second (Kamailio 5.6.3 drops other orders).
-    async fn auth(
-        &mut self,
-        to_path: &str,
-        from_path: &str,
-        authorization: Option<&Authorization>,
-        expires: Option<u32>,
-    ) -> Response {
-        let tid = format!("a{}x{}", self.next_tid, std::process::id());
-        self.next_tid += 1;
-        let to = MsrpUri::parse(to_path).unwrap();
-        let from = MsrpUri::parse(from_path).unwrap();
-        let mut head = MessageHead::request(&tid, Method::Auth).unwrap();
-        head.push_to_path(std::slice::from_ref(&to)).unwrap();
-        head.push_from_path(std::slice::from_ref(&from)).unwrap();
-        if let Some(a) = authorization {
-            head.push("Authorization", &a.to_string()).unwrap();
-        }
-        if let Some(secs) = expires {
-            head.push_expires(HeaderKind::Expires, secs).unwrap();
-        }
-        let wire = Message {
-            head,
-            body: None,
-            continuation: Continuation::Complete,
-        }
-        .encode()
-        .unwrap();
-        self.stream.write_all(&wire).await.unwrap();
-        let resp = self.read_response().await;
-        assert_eq!(
-            resp.head.transaction_id(),
-            tid,
-            "response to another transaction: {}",
-            resp.raw
-        );
-        // RFC 4976 §5.1 examples: the response goes back hop by hop, To-Path = our From-Path.
-        assert_eq!(resp.head.to_path(), vec![from], "{}", resp.raw);
-        assert_eq!(resp.head.from_path(), vec![to], "{}", resp.raw);
-        resp
-    }
-
-    /// Sends a message built elsewhere (by the relay client state machine).
-    async fn send(&mut self, msg: &Message) {
-        self.stream.write_all(&msg.encode().unwrap()).await.unwrap();
-    }
-
-    async fn read_response(&mut self) -> Response {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        let mut head = None;
-        let mut raw = String::new();
-        loop {
-            loop {
-                let (used, event) = self
-                    .parser
-                    .parse(&self.buf)
-                    .unwrap_or_else(|e| panic!("kamailio sent a frame we cannot parse: {e}"));
-                raw.push_str(&String::from_utf8_lossy(&self.buf[..used]));
-                let event = event.map(|e| match e {
-                    Event::Head { head, body } => {
-                        assert!(!body, "a response has no body");
-                        Some(head)
-                    }
-                    Event::Body(_) => panic!("a response has no body"),
-                    Event::End(flag) => {
-                        assert_eq!(flag, Continuation::Complete);
-                        None
-                    }
-                });
-                self.buf.drain(..used);
-                match event {
-                    None => break,
-                    Some(Some(h)) => head = Some(h),
-                    Some(None) => {
-                        let head = head.expect("end-line after a head");
-                        return Response { head, raw };
-                    }
-                }
-            }
-            assert!(
-                self.buf.len() < MAX_FRAME,
-                "response larger than {MAX_FRAME}"
-            );
-            let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout_at(deadline, self.stream.read(&mut chunk))
-                .await
-                .expect("no complete response from kamailio in time")
-                .expect("read from kamailio");
-            assert!(
-                n > 0,
-                "kamailio closed the connection; received so far: {raw}{:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-}
-
-fn challenge_of(resp: &Response) -> Challenge {
+fn challenge_of(resp: &Received) -> Challenge {
     assert_eq!(resp.code(), 401, "expected a challenge: {}", resp.raw);
     let v = resp
         .head
@@ -194,7 +94,7 @@ async fn auth_scenario<S: AsyncRead + AsyncWrite + Unpin>(
 ) {
     let me = our_uri("s1");
     // 1. No credentials: RFC 4976 §5.1, the relay MUST answer 401 with WWW-Authenticate.
-    let r = conn.auth(relay_uri, &me, None, None).await;
+    let r = send_auth(conn, relay_uri, &me, None, None).await;
     let ch = challenge_of(&r);
     assert_eq!(ch.realm, REALM);
     assert_eq!(ch.algorithm.as_str(), algorithm, "{}", r.raw);
@@ -206,7 +106,7 @@ async fn auth_scenario<S: AsyncRead + AsyncWrite + Unpin>(
     assert_eq!(client.on_challenge(ch.clone()).unwrap(), Retry::Fresh);
     let auth = client.authorize(relay_uri, &cnonce(1)).unwrap();
     assert_eq!(auth.nc, 1);
-    let r = conn.auth(relay_uri, &me, Some(&auth), Some(600)).await;
+    let r = send_auth(conn, relay_uri, &me, Some(&auth), Some(600)).await;
     assert_eq!(
         r.code(),
         200,
@@ -234,7 +134,7 @@ async fn auth_scenario<S: AsyncRead + AsyncWrite + Unpin>(
     //    each URI SHOULD be used for one session only).
     let auth2 = client.authorize(relay_uri, &cnonce(2)).unwrap();
     assert_eq!((auth2.nonce.as_str(), auth2.nc), (ch.nonce.as_str(), 2));
-    let r2 = conn.auth(relay_uri, &me, Some(&auth2), None).await;
+    let r2 = send_auth(conn, relay_uri, &me, Some(&auth2), None).await;
     assert_eq!(r2.code(), 200, "{}", r2.raw);
     assert_ne!(r2.head.use_path(), Some(uris));
     // Without Expires the cfg grants its maximum.
@@ -243,7 +143,7 @@ async fn auth_scenario<S: AsyncRead + AsyncWrite + Unpin>(
     // 4. A replay of nc=1 on that nonce is refused with a new challenge (nonce_count).
     //    Kamailio marks it stale=true (its nonce-count check reports a stale nonce), which is
     //    also what our relay side does (`Rejection::Replay` is stale).
-    let r = conn.auth(relay_uri, &me, Some(&auth), None).await;
+    let r = send_auth(conn, relay_uri, &me, Some(&auth), None).await;
     let replayed = challenge_of(&r);
     assert!(replayed.stale, "{}", r.raw);
     assert_ne!(replayed.nonce, ch.nonce);
@@ -255,7 +155,7 @@ async fn auth_scenario<S: AsyncRead + AsyncWrite + Unpin>(
         (MAX_EXPIRES + 1, None, Some(MAX_EXPIRES)),
     ] {
         let a = client.authorize(relay_uri, &cnonce(3)).unwrap();
-        let r = conn.auth(relay_uri, &me, Some(&a), Some(expires)).await;
+        let r = send_auth(conn, relay_uri, &me, Some(&a), Some(expires)).await;
         assert_eq!(r.code(), 423, "Expires {expires}: {}", r.raw);
         assert_eq!(
             (r.head.min_expires(), r.head.max_expires()),
@@ -268,11 +168,11 @@ async fn auth_scenario<S: AsyncRead + AsyncWrite + Unpin>(
 
     // 6. Wrong password (on a fresh nonce): Kamailio answers 401 with a new, non-stale
     //    challenge; our client concludes the credentials are wrong instead of looping.
-    let fresh = challenge_of(&conn.auth(relay_uri, &me, None, None).await);
+    let fresh = challenge_of(&send_auth(conn, relay_uri, &me, None, None).await);
     let mut wrong = DigestClient::new(Credentials::new("mallory", "not-the-password").unwrap());
     wrong.on_challenge(fresh).unwrap();
     let bad = wrong.authorize(relay_uri, &cnonce(4)).unwrap();
-    let r = conn.auth(relay_uri, &me, Some(&bad), None).await;
+    let r = send_auth(conn, relay_uri, &me, Some(&bad), None).await;
     let again = challenge_of(&r);
     assert!(!again.stale, "{}", r.raw);
     assert_eq!(
@@ -283,14 +183,14 @@ async fn auth_scenario<S: AsyncRead + AsyncWrite + Unpin>(
     );
 
     // 7. A digest over another uri does not authenticate (the uri is part of A2).
-    let fresh = challenge_of(&conn.auth(relay_uri, &me, None, None).await);
+    let fresh = challenge_of(&send_auth(conn, relay_uri, &me, None, None).await);
     let mut other = DigestClient::new(Credentials::new("alice", PASSWORD).unwrap());
     other.on_challenge(fresh).unwrap();
     let mut a = other
         .authorize("msrp://127.0.0.1:1;tcp", &cnonce(5))
         .unwrap();
     a.uri = relay_uri.to_string();
-    let r = conn.auth(relay_uri, &me, Some(&a), None).await;
+    let r = send_auth(conn, relay_uri, &me, Some(&a), None).await;
     challenge_of(&r);
 }
 
@@ -351,13 +251,13 @@ async fn kamailio_stale_nonce_then_new_attempt() {
     let mut conn = Conn::new(stream);
     let relay = k.tcp_uri();
     let me = our_uri("s2");
-    let r = conn.auth(&relay, &me, None, None).await;
+    let r = send_auth(&mut conn, &relay, &me, None, None).await;
     let mut client = DigestClient::new(Credentials::new("bob", PASSWORD).unwrap());
     client.on_challenge(challenge_of(&r)).unwrap();
     let auth = client.authorize(&relay, &cnonce(9)).unwrap();
     // Let the nonce expire (lifetime 1 s, plus Kamailio's granularity).
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let r = conn.auth(&relay, &me, Some(&auth), None).await;
+    let r = send_auth(&mut conn, &relay, &me, Some(&auth), None).await;
     let ch = challenge_of(&r);
     assert!(ch.stale, "expected stale=true: {}", r.raw);
     assert_ne!(ch.nonce, auth.nonce);
@@ -365,44 +265,9 @@ async fn kamailio_stale_nonce_then_new_attempt() {
     assert_eq!(client.on_challenge(ch).unwrap(), Retry::Stale);
     let auth = client.authorize(&relay, &cnonce(10)).unwrap();
     assert_eq!(auth.nc, 1);
-    let r = conn.auth(&relay, &me, Some(&auth), None).await;
+    let r = send_auth(&mut conn, &relay, &me, Some(&auth), None).await;
     assert_eq!(r.code(), 200, "{}\n{}", r.raw, k.log_tail(20));
     assert!(r.head.use_path().is_some(), "{}", r.raw);
-}
-
-/// Drives our sans-IO relay client over the connection until it has nothing left to send;
-/// returns its events.
-async fn drive_client<S: AsyncRead + AsyncWrite + Unpin>(
-    conn: &mut Conn<S>,
-    client: &mut RelayClient,
-    rng: &mut dyn FnMut(&mut [u8]),
-) -> Vec<RelayEvent> {
-    let now = std::time::Instant::now();
-    for _ in 0..10 {
-        let Some(msg) = client.poll_transmit(now, &mut *rng) else {
-            break;
-        };
-        conn.send(&msg).await;
-        let r = conn.read_response().await;
-        assert!(
-            client.handle_response(now, &r.head),
-            "response not claimed by the client: {}",
-            r.raw
-        );
-    }
-    std::iter::from_fn(|| client.poll_event()).collect()
-}
-
-fn test_rng() -> impl FnMut(&mut [u8]) {
-    let mut state = u64::from(std::process::id()) ^ 0x9e37_79b9_7f4a_7c15;
-    move |buf: &mut [u8]| {
-        for b in buf {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            *b = state as u8;
-        }
-    }
 }
 
 #[tokio::test]

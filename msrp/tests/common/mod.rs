@@ -1,2 +1,3 @@
 pub mod coturn;
 pub mod kamailio;
+pub mod msrp_conn;
