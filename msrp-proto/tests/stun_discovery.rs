@@ -223,6 +223,8 @@ struct ServerModel {
     honour_change: bool,
     /// Answer CHANGE-REQUEST with 420.
     reject_change: bool,
+    /// Honour only the change-port flag (a server with one IP address and two ports).
+    port_change_only: bool,
     /// Send MAPPED-ADDRESS only (RFC 3489 style) and CHANGED-ADDRESS instead of OTHER-ADDRESS.
     legacy: bool,
     /// Drop everything (unreachable server).
@@ -233,6 +235,7 @@ const GOOD_SERVER: ServerModel = ServerModel {
     other_address: true,
     honour_change: true,
     reject_change: false,
+    port_change_only: false,
     legacy: false,
     silent: false,
 };
@@ -357,7 +360,11 @@ impl Sim {
         };
         let from = if self.server.honour_change && transport == Transport::Udp {
             SocketAddr::new(
-                if ci { ca } else { dest.ip() },
+                if ci && !self.server.port_change_only {
+                    ca
+                } else {
+                    dest.ip()
+                },
                 if cpf { other_port } else { dest.port() },
             )
         } else {
@@ -851,4 +858,24 @@ fn alternate_server_attribute_is_ignored() {
     assert_eq!(r.verdict, Verdict::NotBehindNat);
     // Nothing was sent to the alternate server.
     assert!(d.poll_transmit().is_none());
+}
+
+#[test]
+fn server_changing_only_the_port_is_not_taken_for_open_filtering() {
+    // Asked to change IP and port, the server answers from its primary IP with the other
+    // port: a port-restricted NAT would still let it through only if it were address-
+    // dependent, so it proves nothing about endpoint-independence.
+    let s = ServerModel {
+        port_change_only: true,
+        ..GOOD_SERVER
+    };
+    let (r, _, _) = run(nat(Kind::Ei, Kind::Ad), s, Transport::Udp);
+    let r = r.unwrap();
+    assert_eq!(r.filtering, NatBehavior::NotTested, "{}", r.reason);
+    assert_eq!(r.verdict.offer_setup(), OfferSetup::Active);
+    assert!(
+        r.reason.contains("not from another IP address"),
+        "{}",
+        r.reason
+    );
 }

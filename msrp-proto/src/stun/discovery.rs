@@ -399,13 +399,14 @@ impl Discovery {
             Step::FilteringII => {
                 match outcome {
                     Outcome::Success { from, .. } => {
-                        if same_addr(from, self.server) {
-                            // The server answered from the address we sent to: it ignored
-                            // CHANGE-REQUEST, so the answer says nothing about filtering.
+                        if canonical(from).ip() == canonical(self.server).ip() {
+                            // RFC 5780 §6.1 Table 1: the answer must come from Ca:Cp. From the
+                            // primary IP, the server ignored (or half-honoured) CHANGE-REQUEST,
+                            // so the answer proves nothing about filtering by address.
                             self.filtering = NatBehavior::NotTested;
                             self.notes.push(format!(
                                 "the server answered CHANGE-REQUEST(change IP and port) from {from}, \
-                                 the address the request went to, so filtering was not measured"
+                                 not from another IP address, so filtering was not measured"
                             ));
                         } else {
                             self.filtering = NatBehavior::EndpointIndependent;
