@@ -210,6 +210,13 @@ async fn run_udp(
     }
 }
 
+/// Binds and listens on `addr` with `SO_REUSEADDR` and `SO_REUSEPORT`: the way an MSRP
+/// listener must be created for [`discover_reachability`] over TCP to run from its port
+/// (see the module docs).
+pub fn bind_shared_listener(addr: SocketAddr) -> io::Result<tokio::net::TcpListener> {
+    bound_tcp_socket(addr)?.listen(1024)
+}
+
 /// A TCP socket bound to `local` with `SO_REUSEADDR` and `SO_REUSEPORT`, so several test
 /// connections and the MSRP listener can share the port.
 fn bound_tcp_socket(local: SocketAddr) -> io::Result<TcpSocket> {

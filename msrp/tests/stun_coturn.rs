@@ -63,12 +63,8 @@ async fn tcp_discovery_runs_from_the_msrp_listener_port() {
     let Some(srv) = Coturn::start(true) else {
         return;
     };
-    // An MSRP-style listener that set SO_REUSEADDR and SO_REUSEPORT, as the module docs ask.
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.set_reuseaddr(true).unwrap();
-    sock.set_reuseport(true).unwrap();
-    sock.bind(sa("127.0.0.1:0")).unwrap();
-    let listener = sock.listen(16).unwrap();
+    // An MSRP listener created as the module docs ask (SO_REUSEADDR and SO_REUSEPORT).
+    let listener = msrp::stun::bind_shared_listener(sa("127.0.0.1:0")).unwrap();
     let listen_addr = listener.local_addr().unwrap();
 
     let r = discover_reachability(srv.primary, listen_addr, true)
