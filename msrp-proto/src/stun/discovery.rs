@@ -694,7 +694,7 @@ fn reason_text(observations: &[String], verdict: Verdict, mapped: SocketAddr) ->
 
 /// Combines a TCP discovery (run from the MSRP listener's port: the mapped TCP address and the
 /// TCP mapping behaviour) with a UDP discovery from the same port number (the filtering
-/// behaviour, which RFC 5780 §3.2 can test "only [for] UDP datagrams").
+/// behaviour, which RFC 5780 §3.2 can test only for UDP).
 ///
 /// RFC 6135 §4.2.2 asks for endpoint-independent mapping *and* filtering of the TCP port the
 /// MSRP connection will use, and the a=path address must be the TCP mapping. Over TCP alone
