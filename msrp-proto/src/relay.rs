@@ -6,10 +6,12 @@
 //! - [`users`]: the relay's credentials file, which stores HA1 hashes, never passwords.
 //! - [`client`]: the relay client state machine (AUTH to each relay, Use-Path, Expires refresh,
 //!   423 handling).
+//! - [`server`]: the sans-IO relay itself (RFC 4976 §6): AUTH, Use-Path, forwarding.
 //!
 //! Everything here is sans-IO: randomness and the current time are inputs supplied by the
 //! caller.
 
 pub mod client;
 pub mod digest;
+pub mod server;
 pub mod users;
