@@ -208,7 +208,7 @@ fn is_sub_delim(c: u8) -> bool {
 }
 
 /// RFC 4975 §9 token.
-pub(crate) fn is_token_char(c: u8) -> bool {
+pub(crate) const fn is_token_char(c: u8) -> bool {
     matches!(c, 0x21 | 0x23..=0x27 | 0x2A..=0x2B | 0x2D..=0x2E | 0x30..=0x39 | 0x41..=0x5A | 0x5E..=0x7E)
 }
 
@@ -285,9 +285,124 @@ impl MsrpUri {
     /// when `parse(s).is_ok()`, with the same error. The message parser uses it to check
     /// To-Path, From-Path and Use-Path values cheaply (RFC 4975 §9).
     pub fn validate(s: &str) -> Result<(), UriError> {
+        if is_common_form(s.as_bytes()) {
+            return Ok(());
+        }
         UriParts::parse(s).map(|_| ())
     }
 }
+
+/// Fast acceptance of the URI shape found in nearly every path header:
+/// `msrp[s]://host.name[:port][/session-id];transport` with a DNS-style host (letters, digits,
+/// `-`, `.`; not all digits and dots) and no userinfo, IP literal, percent-encoding or
+/// parameters. It accepts only URIs the full parser accepts (the `uri_parser` fuzz target
+/// checks that `validate` and `parse` agree); anything else goes to the full parser.
+pub(crate) fn is_common_form(b: &[u8]) -> bool {
+    common_form_len(b) == Some(b.len())
+}
+
+/// Length of the common-form URI at the start of `b`, which must end there or at a space
+/// (as in a path header); `None` if it is not in the common form.
+pub(crate) fn common_form_len(b: &[u8]) -> Option<usize> {
+    let end = memchr::memchr(b' ', b).unwrap_or(b.len());
+    let u = &b[..end];
+    if end <= MAX_URI_LEN && common_form(u) {
+        Some(end)
+    } else {
+        None
+    }
+}
+
+fn common_form(b: &[u8]) -> bool {
+    const CASE: u64 = 0x2020_2020_2020_2020;
+    if b.len() < 8 {
+        return false;
+    }
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[..8]);
+    // "msrp://" or "msrps://", case-insensitively (`| 0x20` folds the letters; ':' and '/'
+    // are unaffected, and a byte that folds onto them is rejected by the exact checks below)
+    let w = u64::from_le_bytes(w) | CASE;
+    let rest = if w == u64::from_le_bytes(*b"msrps://") && b[5..8] == *b"://" {
+        &b[8..]
+    } else if w & 0x00FF_FFFF_FFFF_FFFF == u64::from_le_bytes(*b"msrp://\0") & 0x00FF_FFFF_FFFF_FFFF
+        && b[4..7] == *b"://"
+    {
+        &b[7..]
+    } else {
+        return false;
+    };
+    // host
+    let mut i = 0;
+    let mut seen = 0u8;
+    while i < rest.len() && URI_CLASS[rest[i] as usize] & HOST != 0 {
+        seen |= URI_CLASS[rest[i] as usize];
+        i += 1;
+    }
+    // not all digits and dots (that could be an IPv4 literal: full parser)
+    if i == 0 || seen & NOT_V4 == 0 {
+        return false;
+    }
+    // port
+    if rest.get(i) == Some(&b':') {
+        let start = i + 1;
+        let mut port: u32 = 0;
+        i = start;
+        while i < rest.len() && rest[i].is_ascii_digit() {
+            port = port * 10 + u32::from(rest[i] - b'0');
+            i += 1;
+            if i - start > 5 {
+                return false;
+            }
+        }
+        if i == start || port > 65535 {
+            return false;
+        }
+    }
+    // session id
+    if rest.get(i) == Some(&b'/') {
+        let start = i + 1;
+        i = start;
+        while i < rest.len() && URI_CLASS[rest[i] as usize] & SESSION != 0 {
+            i += 1;
+        }
+        if i == start {
+            return false;
+        }
+    }
+    // transport, and nothing after it
+    if rest.get(i) != Some(&b';') {
+        return false;
+    }
+    let t = &rest[i + 1..];
+    !t.is_empty() && t.iter().all(u8::is_ascii_alphanumeric)
+}
+
+const HOST: u8 = 1;
+const NOT_V4: u8 = 2;
+const SESSION: u8 = 4;
+
+/// Character classes for [`is_common_form`]: HOST = letters, digits, `-`, `.`; NOT_V4 = HOST
+/// characters other than digits and `.`; SESSION = `unreserved / "+" / "=" / "/"`.
+static URI_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let alnum = b.is_ascii_alphanumeric();
+        if alnum || b == b'-' || b == b'.' {
+            t[c] |= HOST;
+            if !(b.is_ascii_digit() || b == b'.') {
+                t[c] |= NOT_V4;
+            }
+        }
+        if alnum || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'=' | b'/') {
+            t[c] |= SESSION;
+        }
+        c += 1;
+    }
+    t
+};
 
 /// Host as borrowed from the URI text.
 enum HostPart<'a> {
@@ -601,6 +716,38 @@ mod tests {
             Err(UriError::TooLong)
         );
         assert!(MsrpUri::parse("msrp://hé:1/a;tcp").is_err());
+    }
+
+    #[test]
+    fn fast_validation_agrees_with_full_parser() {
+        for s in [
+            "msrp://host.example.com:8493/asfd34;tcp",
+            "MSRPS://h-1.example:65535/a+b=c/d;TCP",
+            "msrp://h:65536/a;tcp",
+            "msrp://h:000001/a;tcp",
+            "msrp://192.0.2.1/a;tcp",
+            "msrp://192.0.2.1:1/a;tcp",
+            "msrp://1.2/a;tcp",
+            "msrp://h/;tcp",
+            "msrp://h/a;",
+            "msrp://h/a;tcp;",
+            "msrp://h/a;tcp;x=1",
+            "msrp://h:/a;tcp",
+            "msrp://h/a*;tcp",
+            "msrp://h;tcp",
+            "msrp://;tcp",
+            "msrp:///a;tcp",
+        ] {
+            assert_eq!(
+                MsrpUri::validate(s).is_ok(),
+                MsrpUri::parse(s).is_ok(),
+                "{s}"
+            );
+            if is_common_form(s.as_bytes()) {
+                assert!(MsrpUri::parse(s).is_ok(), "{s}");
+            }
+        }
+        assert!(is_common_form(b"msrp://host.example.com:8493/asfd34;tcp"));
     }
 
     #[test]

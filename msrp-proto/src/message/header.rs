@@ -62,28 +62,39 @@ pub enum HeaderKind {
 impl HeaderKind {
     /// Classifies a header name (case-insensitively).
     pub fn from_name(name: &[u8]) -> HeaderKind {
-        let eq = |s: &str| name.eq_ignore_ascii_case(s.as_bytes());
-        match name.len() {
-            6 if eq("Status") => HeaderKind::Status,
-            7 if eq("To-Path") => HeaderKind::ToPath,
-            7 if eq("Expires") => HeaderKind::Expires,
-            8 if eq("Use-Path") => HeaderKind::UsePath,
-            9 if eq("From-Path") => HeaderKind::FromPath,
-            10 if eq("Message-ID") => HeaderKind::MessageId,
-            10 if eq("Byte-Range") => HeaderKind::ByteRange,
-            10 if eq("Content-ID") => HeaderKind::ContentId,
-            11 if eq("Min-Expires") => HeaderKind::MinExpires,
-            11 if eq("Max-Expires") => HeaderKind::MaxExpires,
-            12 if eq("Content-Type") => HeaderKind::ContentType,
-            13 if eq("Authorization") => HeaderKind::Authorization,
-            14 if eq("Success-Report") => HeaderKind::SuccessReport,
-            14 if eq("Failure-Report") => HeaderKind::FailureReport,
-            16 if eq("WWW-Authenticate") => HeaderKind::WwwAuthenticate,
-            19 if eq("Content-Description") => HeaderKind::ContentDescription,
-            19 if eq("Content-Disposition") => HeaderKind::ContentDisposition,
-            19 if eq("Authentication-Info") => HeaderKind::AuthenticationInfo,
-            n if n > 8 && name[..8].eq_ignore_ascii_case(b"Content-") => HeaderKind::OtherMime,
-            _ => HeaderKind::Extension,
+        // One comparison for the known names: dispatch on length and first letter.
+        let first = name.first().map_or(0, u8::to_ascii_lowercase);
+        let (kind, canonical) = match (name.len(), first) {
+            (6, b's') => (HeaderKind::Status, "Status"),
+            (7, b't') => (HeaderKind::ToPath, "To-Path"),
+            (7, b'e') => (HeaderKind::Expires, "Expires"),
+            (8, b'u') => (HeaderKind::UsePath, "Use-Path"),
+            (9, b'f') => (HeaderKind::FromPath, "From-Path"),
+            (10, b'm') => (HeaderKind::MessageId, "Message-ID"),
+            (10, b'b') => (HeaderKind::ByteRange, "Byte-Range"),
+            (10, b'c') => (HeaderKind::ContentId, "Content-ID"),
+            (11, b'm') if name[1].eq_ignore_ascii_case(&b'i') => {
+                (HeaderKind::MinExpires, "Min-Expires")
+            }
+            (11, b'm') => (HeaderKind::MaxExpires, "Max-Expires"),
+            (12, b'c') => (HeaderKind::ContentType, "Content-Type"),
+            (13, b'a') => (HeaderKind::Authorization, "Authorization"),
+            (14, b's') => (HeaderKind::SuccessReport, "Success-Report"),
+            (14, b'f') => (HeaderKind::FailureReport, "Failure-Report"),
+            (16, b'w') => (HeaderKind::WwwAuthenticate, "WWW-Authenticate"),
+            (19, b'c') if name[9].eq_ignore_ascii_case(&b'e') => {
+                (HeaderKind::ContentDescription, "Content-Description")
+            }
+            (19, b'c') => (HeaderKind::ContentDisposition, "Content-Disposition"),
+            (19, b'a') => (HeaderKind::AuthenticationInfo, "Authentication-Info"),
+            _ => (HeaderKind::Extension, ""),
+        };
+        if kind != HeaderKind::Extension && eq_name(name, canonical.as_bytes()) {
+            kind
+        } else if name.len() > 8 && eq_name(&name[..8], b"Content-") {
+            HeaderKind::OtherMime
+        } else {
+            HeaderKind::Extension
         }
     }
 
@@ -143,6 +154,17 @@ impl HeaderKind {
     pub(crate) fn bit(self) -> u32 {
         1 << (self as u32)
     }
+}
+
+/// Case-insensitive comparison of `name` with a canonical header name made only of letters
+/// and `-`: `a | 0x20 == b | 0x20` is exact for letters, and for `-` admits only `-` and CR,
+/// which is excluded.
+fn eq_name(name: &[u8], canonical: &[u8]) -> bool {
+    name.len() == canonical.len()
+        && name
+            .iter()
+            .zip(canonical)
+            .all(|(&a, &b)| a | 0x20 == b | 0x20 && a != b'\r')
 }
 
 impl fmt::Display for HeaderKind {
@@ -299,6 +321,24 @@ pub fn is_ident_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+' | b'%' | b'=')
 }
 
+const fn token_table() -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = is_token_char(c as u8);
+        c += 1;
+    }
+    t
+}
+
+static TOKEN: [bool; 256] = token_table();
+
+/// RFC 4975 §9 `token` character, by table.
+#[inline]
+pub(crate) fn is_token_byte(c: u8) -> bool {
+    TOKEN[c as usize]
+}
+
 /// Checks RFC 4975 §9 `hname = ALPHA *token`.
 pub(crate) fn check_name(name: &[u8]) -> Result<(), MessageError> {
     match name.first() {
@@ -326,6 +366,29 @@ pub(crate) fn check_text(v: &[u8]) -> Result<(), (usize, MessageError)> {
 /// Checks a space-separated list of MSRP URIs (RFC 4975 §9 To-Path, From-Path; RFC 4976 §7
 /// Use-Path): `MSRP-URI *( SP MSRP-URI )`.
 fn check_path(kind: HeaderKind, v: &[u8], limits: &Limits) -> Result<(), MessageError> {
+    // Fast path: every URI in the common form (see `uri::is_common_form`).
+    let mut n = 0;
+    let mut pos = 0;
+    while let Some(len) = crate::uri::common_form_len(&v[pos..]) {
+        n += 1;
+        pos += len;
+        if n > limits.max_path_uris {
+            break;
+        }
+        if pos == v.len() {
+            return Ok(());
+        }
+        // one SP between URIs; the next URI must not be empty
+        pos += 1;
+        if pos == v.len() {
+            break;
+        }
+    }
+    check_path_slow(kind, v, limits)
+}
+
+#[cold]
+fn check_path_slow(kind: HeaderKind, v: &[u8], limits: &Limits) -> Result<(), MessageError> {
     let s = std::str::from_utf8(v).map_err(|_| MessageError::InvalidUtf8)?;
     let mut n = 0;
     for uri in s.split(' ') {
@@ -379,7 +442,7 @@ fn check_content_type(v: &[u8]) -> bool {
     let tok_end = |from: usize| {
         let mut i = from;
         // '/' (0x2F) is not a token character, so this stops at the type/subtype slash
-        while i < v.len() && is_token_char(v[i]) {
+        while i < v.len() && is_token_byte(v[i]) {
             i += 1;
         }
         i
@@ -465,12 +528,9 @@ pub(crate) fn check_value(kind: HeaderKind, v: &[u8], limits: &Limits) -> Result
             Some(_) => Ok(()),
             None => Err(MessageError::InvalidReportValue(kind)),
         },
-        HeaderKind::ByteRange => {
-            let s = std::str::from_utf8(v).map_err(|_| MessageError::InvalidUtf8)?;
-            ByteRange::parse(s)
-                .map(|_| ())
-                .map_err(MessageError::InvalidByteRange)
-        }
+        HeaderKind::ByteRange => ByteRange::parse_bytes(v)
+            .map(|_| ())
+            .map_err(MessageError::InvalidByteRange),
         HeaderKind::Status => match parse_status(v) {
             Some(_) => Ok(()),
             None => Err(MessageError::InvalidStatusHeader),

@@ -53,9 +53,22 @@ pub(crate) fn classify_tail(s: &[u8]) -> Tail {
 /// body is preceded by CRLF).
 const END_PREFIX: &[u8] = b"\r\n-------";
 
-fn end_finder() -> &'static Finder<'static> {
+/// First `"\r\n-------"` in `hay`: `memchr::memmem` for long inputs, a CR scan for short
+/// ones (typical small bodies), where setting up the vectorised search costs more than it saves.
+fn find_end_prefix(hay: &[u8]) -> Option<usize> {
+    if hay.len() < 64 {
+        let mut i = 0;
+        while let Some(k) = memchr::memchr(b'\r', &hay[i..]) {
+            let m = i + k;
+            if hay[m..].starts_with(END_PREFIX) {
+                return Some(m);
+            }
+            i = m + 1;
+        }
+        return None;
+    }
     static F: OnceLock<Finder<'static>> = OnceLock::new();
-    F.get_or_init(|| Finder::new(END_PREFIX))
+    F.get_or_init(|| Finder::new(END_PREFIX)).find(hay)
 }
 
 /// RFC 4975 §7.1: non-SEND request bodies "MUST NOT be larger than 10240 octets".
@@ -112,6 +125,8 @@ pub struct Parser {
     offset: u64,
     // Head in progress: whole lines examined so far, and what they held.
     scan: usize,
+    /// How far the current (incomplete) line has been checked.
+    checked: usize,
     start: Option<(Start, Span)>,
     checker: HeadChecker,
     entries: Vec<Entry>,
@@ -137,6 +152,7 @@ impl Parser {
             state: State::Head,
             offset: 0,
             scan: 0,
+            checked: 0,
             start: None,
             checker: HeadChecker::default(),
             entries: Vec::new(),
@@ -220,6 +236,7 @@ impl Parser {
 
     fn reset_head(&mut self) {
         self.scan = 0;
+        self.checked = 0;
         self.start = None;
         self.checker = HeadChecker::default();
         self.entries.clear();
@@ -239,32 +256,40 @@ impl Parser {
         }
         let limits = self.limits;
         loop {
-            let rest = &buf[self.scan..];
-            let Some(i) = memchr::memchr(b'\n', rest) else {
-                if self.start.is_none() && rest.len() > limits.max_start_line + 1 {
-                    return Err((
-                        limits.max_start_line,
-                        MessageError::StartLineTooLong(limits.max_start_line),
-                    ));
-                }
-                // Allow for a partial end-line after the headers.
-                if buf.len() > limits.max_head_bytes + 44 {
-                    return Err((
-                        limits.max_head_bytes,
-                        MessageError::HeadTooLarge(limits.max_head_bytes),
-                    ));
-                }
-                return Ok((0, None));
-            };
             let line_start = self.scan;
-            let nl = line_start + i;
-            // RFC 4975 §9: lines end in CRLF.
-            if i == 0 || buf[nl - 1] != b'\r' {
-                return Err((nl, MessageError::BareLineFeed));
-            }
-            let line = &buf[line_start..nl - 1];
-            let next = nl + 1;
-            if self.start.is_none() {
+            let starting = self.start.is_none();
+            // How far this line may reach before a limit is exceeded (plus room for the
+            // CRLF, and after the headers for a partial end-line).
+            let limit = if starting {
+                limits.max_start_line + 2
+            } else {
+                limits.max_head_bytes + 45
+            };
+            let cr = match scan_line(buf, self.checked.max(line_start), limit) {
+                LineScan::Bad(at, e) => return Err((at, e)),
+                LineScan::Need(upto) => {
+                    if upto >= limit {
+                        return Err(if starting {
+                            (
+                                limits.max_start_line,
+                                MessageError::StartLineTooLong(limits.max_start_line),
+                            )
+                        } else {
+                            (
+                                limits.max_head_bytes,
+                                MessageError::HeadTooLarge(limits.max_head_bytes),
+                            )
+                        });
+                    }
+                    self.checked = upto;
+                    return Ok((0, None));
+                }
+                LineScan::End(cr) => cr,
+            };
+            let line = &buf[line_start..cr];
+            let next = cr + 2;
+            self.checked = next;
+            if starting {
                 if line.len() > limits.max_start_line {
                     return Err((
                         line_start + limits.max_start_line,
@@ -350,20 +375,15 @@ impl Parser {
     /// `hname ":" SP hval` (RFC 4975 §9 ext-header; the known headers' values are checked
     /// too).
     fn parse_header_line(&mut self, line: &[u8], at: usize) -> Result<(), Local> {
-        header::check_text(line).map_err(|(i, e)| (at + i, e))?;
-        // RFC 4975 §9 has no line folding: a line starting with whitespace is not a header.
-        if line[0] == b' ' || line[0] == b'\t' {
-            return Err((at, MessageError::InvalidHeaderName));
+        // The line's bytes were checked by scan_line. RFC 4975 §9: hname = ALPHA *token.
+        let mut colon = 0;
+        while colon < line.len() && header::is_token_byte(line[colon]) {
+            colon += 1;
         }
-        // A header name starts with ALPHA; a line of dashes is a broken end-line.
-        if line[0] == b'-' {
-            return Err((at, MessageError::MalformedEndLine));
+        if colon == line.len() || line[colon] != b':' || !line[0].is_ascii_alphabetic() {
+            return Err((at, bad_header_line(line)));
         }
-        let Some(colon) = memchr::memchr(b':', line) else {
-            return Err((at, MessageError::HeaderWithoutColon));
-        };
         let name = &line[..colon];
-        header::check_name(name).map_err(|e| (at, e))?;
         // RFC 4975 §9: hname ":" SP hval. The value is everything after that one SP (which
         // we also accept missing); further whitespace belongs to the value.
         let mut vs = colon + 1;
@@ -399,12 +419,7 @@ impl Parser {
             return Err((0, MessageError::MalformedStartLine));
         };
         let non_send = !matches!(start, Start::Request(Method::Send));
-        let head = MessageHead::from_parts(
-            raw.to_owned(),
-            tid,
-            start,
-            std::mem::take(&mut self.entries),
-        );
+        let head = MessageHead::from_parts(raw.to_owned(), tid, start, self.entries.clone());
         self.reset_head();
         self.body_len = 0;
         if body {
@@ -500,10 +515,9 @@ impl Parser {
             }
             self.body_checked = true;
         }
-        let finder = end_finder();
         let mut from = 0;
         loop {
-            let Some(i) = finder.find(&buf[from..]) else {
+            let Some(i) = find_end_prefix(&buf[from..]) else {
                 // Hold back a tail that could begin "\r\n-------".
                 let max = buf.len().min(END_PREFIX.len() - 1);
                 let keep = (1..=max)
@@ -543,6 +557,72 @@ impl Parser {
                 }
             }
         }
+    }
+}
+
+/// Why a header line is not `hname ":" ...` (slow path, errors only).
+#[cold]
+fn bad_header_line(line: &[u8]) -> MessageError {
+    match line.first() {
+        // RFC 4975 §9 has no line folding: a line starting with whitespace is not a header.
+        Some(b' ' | b'\t') => MessageError::InvalidHeaderName,
+        // A header name starts with ALPHA; a line of dashes is a broken end-line.
+        Some(b'-') => MessageError::MalformedEndLine,
+        _ if memchr::memchr(b':', line).is_none() => MessageError::HeaderWithoutColon,
+        _ => MessageError::InvalidHeaderName,
+    }
+}
+
+enum LineScan {
+    /// The line ends with the CR at this index (LF follows).
+    End(usize),
+    /// No line end yet; bytes up to this index are fine.
+    Need(usize),
+    /// A byte that may not appear in the start line or a header.
+    Bad(usize, MessageError),
+}
+
+/// Looks for the CRLF ending the line, from `i` up to index `limit`, checking that every byte
+/// is allowed in `utf8text` (RFC 4975 §9: HTAB, %x20-7E, UTF-8 non-ASCII; the UTF-8
+/// encoding itself is checked once per head). Eight bytes at a time while no byte is a
+/// control character.
+fn scan_line(buf: &[u8], mut i: usize, limit: usize) -> LineScan {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let end = limit.min(buf.len());
+    loop {
+        while i + 8 <= end {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&buf[i..i + 8]);
+            let w = u64::from_le_bytes(w);
+            // any byte < 0x20, or any byte == 0x7f (exact "has less than" / "has zero" tests)
+            let ctl = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+            let x = w ^ (ONES * 0x7f);
+            let del = x.wrapping_sub(ONES) & !x & HIGH;
+            if ctl | del != 0 {
+                break;
+            }
+            i += 8;
+        }
+        if i >= end {
+            return LineScan::Need(i);
+        }
+        let c = buf[i];
+        if c >= 0x20 && c != 0x7f || c == b'\t' {
+            i += 1;
+            continue;
+        }
+        return match c {
+            b'\r' => match buf.get(i + 1) {
+                None => LineScan::Need(i),
+                Some(b'\n') => LineScan::End(i),
+                Some(_) => LineScan::Bad(i, MessageError::ControlCharacter),
+            },
+            // RFC 4975 §9: lines end in CRLF.
+            b'\n' => LineScan::Bad(i, MessageError::BareLineFeed),
+            0 => LineScan::Bad(i, MessageError::NulByte),
+            _ => LineScan::Bad(i, MessageError::ControlCharacter),
+        };
     }
 }
 

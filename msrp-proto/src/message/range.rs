@@ -84,8 +84,15 @@ impl ByteRange {
 
     /// Parses the header value.
     pub fn parse(s: &str) -> Result<Self, ByteRangeError> {
-        let (start, rest) = s.split_once('-').ok_or(ByteRangeError::Syntax)?;
-        let (end, total) = rest.split_once('/').ok_or(ByteRangeError::Syntax)?;
+        Self::parse_bytes(s.as_bytes())
+    }
+
+    /// Parses the header value from bytes.
+    pub fn parse_bytes(s: &[u8]) -> Result<Self, ByteRangeError> {
+        let dash = memchr::memchr(b'-', s).ok_or(ByteRangeError::Syntax)?;
+        let (start, rest) = (&s[..dash], &s[dash + 1..]);
+        let slash = memchr::memchr(b'/', rest).ok_or(ByteRangeError::Syntax)?;
+        let (end, total) = (&rest[..slash], &rest[slash + 1..]);
         let start = parse_num(start)?;
         let end = parse_num_or_star(end)?;
         let total = parse_num_or_star(total)?;
@@ -93,19 +100,19 @@ impl ByteRange {
     }
 }
 
-fn parse_num(s: &str) -> Result<u64, ByteRangeError> {
-    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+fn parse_num(s: &[u8]) -> Result<u64, ByteRangeError> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return Err(ByteRangeError::Syntax);
     }
-    s.bytes().try_fold(0u64, |acc, c| {
+    s.iter().try_fold(0u64, |acc, &c| {
         acc.checked_mul(10)
             .and_then(|v| v.checked_add(u64::from(c - b'0')))
             .ok_or(ByteRangeError::Overflow)
     })
 }
 
-fn parse_num_or_star(s: &str) -> Result<Option<u64>, ByteRangeError> {
-    if s == "*" {
+fn parse_num_or_star(s: &[u8]) -> Result<Option<u64>, ByteRangeError> {
+    if s == b"*" {
         Ok(None)
     } else {
         parse_num(s).map(Some)
