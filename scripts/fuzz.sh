@@ -2,7 +2,7 @@
 # Runs one cargo-fuzz target for a number of seconds on the stable toolchain.
 #
 #   scripts/fuzz.sh TARGET SECONDS      TARGET: message_parser | message_split | uri_parser |
-#                                               stun_decode
+#                                               stun_decode | digest_parser
 #
 # `-s none` (no sanitizer) is what works on stable Rust; the targets check their own
 # invariants with assertions. The corpus grows in fuzz/corpus/TARGET (git-ignored); crashes
@@ -13,8 +13,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 target="${1:?usage: scripts/fuzz.sh TARGET SECONDS}"
 secs="${2:?usage: scripts/fuzz.sh TARGET SECONDS}"
 case "$target" in
-  message_parser|message_split|uri_parser|stun_decode) ;;
-  *) echo "unknown target $target (message_parser, message_split, uri_parser, stun_decode)" >&2; exit 2 ;;
+  message_parser|message_split|uri_parser|stun_decode|digest_parser) ;;
+  *) echo "unknown target $target (message_parser, message_split, uri_parser, stun_decode, digest_parser)" >&2; exit 2 ;;
 esac
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz
 

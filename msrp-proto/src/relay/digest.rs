@@ -841,7 +841,16 @@ impl AuthenticationInfo {
         for p in parse_params(value, 0)? {
             match p.name.as_str() {
                 "nextnonce" => info.nextnonce = Some(p.value),
-                "qop" => info.qop = Some(p.value.to_ascii_lowercase()),
+                "qop" => {
+                    // A single token (RFC 7616 §3.5: never quoted when sent).
+                    if p.value.is_empty() || !p.value.bytes().all(is_token_char) {
+                        return Err(DigestError::BadValue {
+                            name: "qop",
+                            why: "must be a token",
+                        });
+                    }
+                    info.qop = Some(p.value.to_ascii_lowercase())
+                }
                 "rspauth" => {
                     if !p.value.bytes().all(|c| c.is_ascii_hexdigit()) {
                         return Err(DigestError::BadValue {
@@ -1834,6 +1843,11 @@ mod tests {
         assert_eq!(i.nc, Some(1));
         assert_eq!(i.qop.as_deref(), Some("auth"));
         assert_eq!(i.to_string(), v);
+        // Found by fuzzing: a quoted qop that is not a token cannot be printed unquoted.
+        assert!(matches!(
+            AuthenticationInfo::parse("qop=\"a/600;0A3\"").unwrap_err(),
+            DigestError::BadValue { name: "qop", .. }
+        ));
     }
 
     const RELAY: &str = "msrps://relay.example.com:2856;tcp";
@@ -2139,5 +2153,96 @@ mod tests {
     #[test]
     fn cnonce_from_random_is_hex() {
         assert_eq!(cnonce_from_random(&[0xde, 0xad, 0x01]), "dead01");
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Text a quoted-string can carry: anything but control characters (quotes and
+    /// backslashes included, they get escaped), non-ASCII included.
+    fn quotable() -> impl Strategy<Value = String> {
+        "[^\\p{Cc}]{0,40}"
+    }
+
+    fn algorithm() -> impl Strategy<Value = Algorithm> {
+        prop::sample::select(Algorithm::ALL.to_vec())
+    }
+
+    proptest! {
+        #[test]
+        fn challenge_print_parse_round_trip(
+            realm in quotable(),
+            nonce in "[^\\p{Cc}]{1,40}",
+            opaque in proptest::option::of(quotable()),
+            stale: bool,
+            userhash: bool,
+            alg in algorithm(),
+        ) {
+            let mut c = Challenge::new(realm, nonce, alg);
+            c.opaque = opaque;
+            c.stale = stale;
+            c.userhash = userhash;
+            prop_assert_eq!(Challenge::parse(&c.to_string()).unwrap(), c);
+        }
+
+        #[test]
+        fn authorization_print_parse_round_trip(
+            username in quotable(),
+            realm in quotable(),
+            nonce in quotable(),
+            uri in quotable(),
+            cnonce in quotable(),
+            nc: u32,
+            opaque in proptest::option::of(quotable()),
+            alg in algorithm(),
+            digest in prop::collection::vec(any::<u8>(), 32),
+        ) {
+            let response = to_hex(&digest)[..alg.hex_len()].to_string();
+            let a = Authorization {
+                username, realm, nonce, uri, response, algorithm: alg, cnonce, nc,
+                qop: "auth".into(), opaque, userhash: false,
+            };
+            prop_assert_eq!(Authorization::parse(&a.to_string()).unwrap(), a);
+        }
+
+        #[test]
+        fn parsers_never_panic(s in "\\PC{0,200}", raw in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Challenge::parse(&s);
+            let _ = Authorization::parse(&s);
+            let _ = AuthenticationInfo::parse(&s);
+            let lossy = String::from_utf8_lossy(&raw);
+            let _ = Challenge::parse(&format!("Digest {lossy}"));
+            let _ = Authorization::parse(&format!("Digest {lossy}"));
+            let _ = AuthenticationInfo::parse(&lossy);
+        }
+
+        #[test]
+        fn client_and_server_agree_for_any_credentials(
+            username in "[^\\p{Cc}]{1,30}",
+            password in "[^\\p{Cc}]{0,30}",
+            alg in prop::sample::select(vec![Algorithm::Md5, Algorithm::Sha256, Algorithm::Sha512_256]),
+            random: [u8; 16],
+            now in 0u64..1_000_000,
+        ) {
+            let realm = "relay.example.com";
+            let uri = "msrps://relay.example.com:2856;tcp";
+            let mut server = DigestServer::new(realm, alg, [5; 32]).unwrap();
+            let mut client = DigestClient::new(Credentials::new(username.clone(), password.clone()).unwrap());
+            client.on_challenge(Challenge::parse(&server.challenge(now, &random, false).to_string()).unwrap()).unwrap();
+            let auth = Authorization::parse(&client.authorize(uri, "c0ffee").unwrap().to_string()).unwrap();
+            let ha1_stored = ha1(alg, &username, realm, &password);
+            let ok = server.verify(&auth, "AUTH", uri, now, |u, r, a| {
+                (u == username && r == realm && a == alg).then(|| ha1_stored.clone())
+            });
+            prop_assert!(ok.is_ok(), "{:?}", ok);
+            // And a different password never verifies.
+            let mut wrong = DigestClient::new(Credentials::new(username.clone(), format!("{password}x")).unwrap());
+            wrong.on_challenge(server.challenge(now, &random, false)).unwrap();
+            let bad = wrong.authorize(uri, "c0ffee").unwrap();
+            prop_assert!(server.verify(&bad, "AUTH", uri, now, |_, _, _| Some(ha1_stored.clone())).is_err());
+        }
     }
 }
