@@ -350,8 +350,9 @@ impl MsrpEndpoint {
     }
 
     /// A [`LocalConfig`] for a negotiation: our listener's address (127.0.0.1 when listening
-    /// on the unspecified address), reachable, plain TCP, accepting `*`, with a fresh random
-    /// session id (80 bits, RFC 4975 §14.1). Adjust it before use.
+    /// on the unspecified address), reachable, accepting `*`, with a fresh random
+    /// session id (80 bits, RFC 4975 §14.1), adjusted by the transport (TLS: `msrps:` and our
+    /// `a=fingerprint`). Adjust it before use.
     pub fn local_config(&self) -> LocalConfig {
         let mut entropy = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut entropy);
@@ -364,6 +365,7 @@ impl MsrpEndpoint {
             session_id_from_entropy(&entropy),
         );
         cfg.sdp_session_id = rand::rngs::OsRng.next_u64();
+        self.transport.configure_local(&mut cfg);
         cfg
     }
 
@@ -379,6 +381,7 @@ impl MsrpEndpoint {
     pub async fn create_offer(&self, cfg: &LocalConfig) -> Result<OfferedSession, Error> {
         let pending = create_offer(cfg)?;
         let local_uri = pending.offer().media().session_uri().clone();
+        self.transport.offer_created(&local_uri);
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Cmd::AddOffered {

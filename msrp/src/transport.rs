@@ -13,7 +13,7 @@ use std::pin::Pin;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use msrp_proto::sdp::ConnectionPlan;
+use msrp_proto::sdp::{ConnectionPlan, LocalConfig};
 use msrp_proto::uri::MsrpUri;
 
 /// A bidirectional byte stream.
@@ -38,6 +38,20 @@ pub trait Transport: Send + Sync + 'static {
     /// Plain TCP ignores it.
     fn prepare(&self, plan: &ConnectionPlan) {
         let _ = plan;
+    }
+
+    /// Called when we create an offer, before its answer is known: a peer that the answer
+    /// makes active may connect before [`prepare`](Self::prepare) is called with the plan
+    /// (RFC 8122 §6.2), and a TLS transport must then hold that connection's data until it
+    /// can verify the peer's certificate. Plain TCP ignores it.
+    fn offer_created(&self, local_uri: &MsrpUri) {
+        let _ = local_uri;
+    }
+
+    /// Adjusts a fresh [`LocalConfig`] to this transport (TLS: `TCP/TLS/MSRP`, `msrps:` and
+    /// our `a=fingerprint`, RFC 4975 §14.2). Plain TCP leaves it as is.
+    fn configure_local(&self, cfg: &mut LocalConfig) {
+        let _ = cfg;
     }
 }
 
