@@ -11,9 +11,11 @@ pub mod endpoint;
 pub mod sink;
 pub mod stun;
 pub mod tls;
+pub mod tls_transport;
 pub mod transport;
 
 pub use endpoint::{
     MsrpEndpoint, MsrpSession, OfferedSession, Options, Outcome, Reports, SendFailure,
     SessionNotice, SessionSender,
 };
+pub use tls_transport::TlsTransport;
