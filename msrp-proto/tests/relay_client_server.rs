@@ -49,12 +49,15 @@ fn client(password: &str, expires: Option<u32>) -> RelayClient {
     RelayClient::new(cfg)
 }
 
+/// Test randomness for the client.
+type Rng = Box<dyn FnMut(&mut [u8])>;
+
 /// One client connection to the relay, and the clock of both (the relay counts in ms).
 struct Wire {
     relay: Relay,
     conn: ConnId,
     t0: Instant,
-    rng: Box<dyn FnMut(&mut [u8])>,
+    rng: Rng,
 }
 
 impl Wire {
