@@ -273,6 +273,13 @@ struct SessionEntry {
     first_from: Option<MsrpUri>,
 }
 
+/// Outcome of parsing one buffer.
+enum Run {
+    Consumed(usize),
+    Gone,
+    Error(crate::message::ParseError),
+}
+
 /// Why an application command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EndpointError {
@@ -601,6 +608,21 @@ impl Endpoint {
         Ok(e.core.write(message_id, data)?)
     }
 
+    /// Like [`write`](Self::write) for an owned buffer, avoiding a copy when the message's
+    /// buffer is empty and all of `data` fits. Taken bytes are removed from `data`.
+    pub fn write_vec(
+        &mut self,
+        s: SessionHandle,
+        message_id: &str,
+        data: &mut Vec<u8>,
+    ) -> Result<usize, EndpointError> {
+        let e = self
+            .sessions
+            .get_mut(&s)
+            .ok_or(EndpointError::UnknownSession)?;
+        Ok(e.core.write_vec(message_id, data)?)
+    }
+
     /// Bytes [`write`](Self::write) would take now.
     pub fn write_capacity(&self, s: SessionHandle, message_id: &str) -> usize {
         self.sessions
@@ -711,47 +733,79 @@ impl Endpoint {
         let Some(mut parser) = conn.parser.take() else {
             return;
         };
-        let mut buf = std::mem::take(&mut conn.inbuf);
-        let owned = !buf.is_empty();
-        if owned {
-            buf.extend_from_slice(data);
+        let mut inbuf = std::mem::take(&mut conn.inbuf);
+        let mut d = 0;
+        // Bytes left over from the previous call (a partial head or a possible end-line at
+        // the end of the buffer) are completed with small slices of `data`, until they are
+        // consumed; then the bulk of `data` is parsed in place, without copying it.
+        let mut result = Run::Consumed(0);
+        while !inbuf.is_empty() && d < data.len() {
+            let old = inbuf.len();
+            let take = (data.len() - d).min(4096);
+            inbuf.extend_from_slice(&data[d..d + take]);
+            d += take;
+            result = self.parse_run(c, &mut parser, &inbuf);
+            match result {
+                Run::Consumed(pos) if pos >= old => {
+                    // What is left is a suffix of `data[..d]`: continue from `data` itself.
+                    d -= inbuf.len() - pos;
+                    inbuf.clear();
+                }
+                Run::Consumed(pos) => {
+                    inbuf.drain(..pos);
+                }
+                _ => break,
+            }
         }
-        let input: &[u8] = if owned { &buf } else { data };
+        if inbuf.is_empty() && matches!(result, Run::Consumed(_)) {
+            result = self.parse_run(c, &mut parser, &data[d..]);
+            if let Run::Consumed(pos) = result {
+                inbuf = data[d + pos..].to_vec();
+            }
+        }
+        match result {
+            Run::Gone => return,
+            Run::Error(e) => {
+                // The byte stream cannot be resynchronised: close the connection.
+                let reason = format!("unparsable input: {e}");
+                self.drop_connection(
+                    c,
+                    |r| CloseReason::ProtocolError(r.to_string()),
+                    &reason,
+                    true,
+                );
+                return;
+            }
+            Run::Consumed(_) => {}
+        }
+        if let Some(conn) = self.conns.get_mut(&c) {
+            conn.parser = Some(parser);
+            conn.inbuf = inbuf;
+        }
+        self.after_input();
+    }
+
+    /// Parses `input` until the parser needs more; returns how much it consumed.
+    fn parse_run(
+        &mut self,
+        c: ConnectionHandle,
+        parser: &mut crate::message::Parser,
+        input: &[u8],
+    ) -> Run {
         let mut pos = 0;
-        let mut error = None;
         loop {
             match parser.parse(&input[pos..]) {
                 Ok((n, Some(ev))) => {
                     pos += n;
                     self.on_parse_event(c, ev);
                     if !self.conns.contains_key(&c) {
-                        return;
+                        return Run::Gone;
                     }
                 }
-                Ok((_, None)) => break,
-                Err(e) => {
-                    error = Some(e);
-                    break;
-                }
+                Ok((_, None)) => return Run::Consumed(pos),
+                Err(e) => return Run::Error(e),
             }
         }
-        if let Some(e) = error {
-            // The byte stream cannot be resynchronised: close the connection.
-            let reason = format!("unparsable input: {e}");
-            self.drop_connection(
-                c,
-                |r| CloseReason::ProtocolError(r.to_string()),
-                &reason,
-                true,
-            );
-            return;
-        }
-        let rest = input[pos..].to_vec();
-        if let Some(conn) = self.conns.get_mut(&c) {
-            conn.parser = Some(parser);
-            conn.inbuf = rest;
-        }
-        self.after_input();
     }
 
     /// Time passed.

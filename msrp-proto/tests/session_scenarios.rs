@@ -860,3 +860,22 @@ fn provisional_binding_by_a_stranger_is_undone_at_completion() {
         "still waits for the peer"
     );
 }
+
+#[test]
+fn input_split_at_any_size_gives_the_same_messages() {
+    let body: Vec<u8> = (0..20_000u32).map(|i| (i % 253) as u8).collect();
+    for piece in [1usize, 3, 44, 45, 4103, 1 << 20] {
+        let mut p = Pair::new(EndpointConfig::default());
+        p.piece = piece;
+        let (sa, sb) = p.session(SessionRole::Active, cfg(3000));
+        p.drive();
+        let id = p.send_bytes(Who::A, sa, "application/octet-stream", &body, |s| s);
+        let t = p.send_bytes(Who::B, sb, "text/plain", b"reply", |s| s);
+        p.drive();
+        assert_eq!(p.received_body(Who::B, sb, &id), body, "piece {piece}");
+        assert_eq!(p.received_body(Who::A, sa, &t), b"reply", "piece {piece}");
+        assert!(p
+            .session_events(Who::A, sa)
+            .contains(&SessionEvent::MessageSent { message_id: id }));
+    }
+}

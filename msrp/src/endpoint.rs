@@ -23,8 +23,9 @@
 //!   previous one to the core, and the core takes bytes only up to its send window; chunks
 //!   are cut only while the connection has fewer than `WRITE_WINDOW` bytes in flight;
 //! - receiving: notices (including body bytes) go to the session through a bounded channel;
-//!   when it is full the driver stops reading from the connections until the application
-//!   catches up, so TCP flow control slows the peer down.
+//!   when the application falls behind by more than a few MiB of body bytes (or thousands of
+//!   notices) the driver stops reading from the connections until it catches up, so TCP flow
+//!   control slows the peer down. Writing, and the accounting of written bytes, go on.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -58,8 +59,13 @@ use crate::transport::{BoxedIo, PlainTcp, Transport};
 const WRITE_WINDOW: usize = 256 * 1024;
 /// Size of the blocks read from sockets and from outgoing streams.
 const READ_BLOCK: usize = 64 * 1024;
-/// Notices buffered per session before the driver pauses its connections.
+/// Notices buffered per session channel.
 const NOTICE_QUEUE: usize = 64;
+/// Body bytes of notices waiting for room (beyond the channels) above which the driver stops
+/// reading from the network.
+const STASH_BYTES: usize = 4 * 1024 * 1024;
+/// Notices waiting for room above which the driver stops reading from the network.
+const STASH_COUNT: usize = 4096;
 
 /// Driver settings.
 #[derive(Clone)]
@@ -264,7 +270,6 @@ enum Input {
     Connected(ConnectionHandle, io::Result<BoxedIo>),
     Data(ConnectionHandle, Vec<u8>),
     Closed(ConnectionHandle, String),
-    Wrote(ConnectionHandle, usize),
 }
 
 /// A running MSRP endpoint: a listener and the driver task.
@@ -324,16 +329,19 @@ impl MsrpEndpoint {
                 });
             }
         });
+        let (wrote_tx, wrote_rx) = mpsc::unbounded_channel();
         let driver = Driver {
             core: Core::new(opts.endpoint.clone(), os_rng()),
             transport,
             in_tx,
+            wrote_tx,
+            stash_bytes: 0,
             conns: HashMap::new(),
             sessions: HashMap::new(),
             bodies: HashMap::new(),
             stash: VecDeque::new(),
         };
-        let task = tokio::spawn(driver.run(cmd_rx, in_rx));
+        let task = tokio::spawn(driver.run(cmd_rx, in_rx, wrote_rx));
         Ok(MsrpEndpoint {
             cmd: cmd_tx,
             local_addr,
@@ -653,9 +661,9 @@ impl SessionSender {
         let out = self.queue(spec, None).await?;
         let (cmd, session, message_id) = (self.cmd.clone(), self.handle, out.message_id.clone());
         tokio::spawn(async move {
-            let mut buf = vec![0u8; READ_BLOCK];
             loop {
-                let n = match reader.read(&mut buf).await {
+                let mut buf = Vec::with_capacity(READ_BLOCK);
+                let n = match read_block(&mut reader, &mut buf).await {
                     Ok(n) => n,
                     Err(e) => {
                         tracing::warn!(%message_id, "reading the body failed: {e}; aborting");
@@ -670,7 +678,7 @@ impl SessionSender {
                 let sent = cmd.send(Cmd::Body {
                     session,
                     message_id: message_id.clone(),
-                    data: buf[..n].to_vec(),
+                    data: buf,
                     fin: n == 0,
                     done,
                 });
@@ -739,8 +747,8 @@ struct SessInfo {
 }
 
 struct PendingBody {
+    /// Bytes not yet taken by the core.
     data: Vec<u8>,
-    off: usize,
     fin: bool,
     done: Option<oneshot::Sender<Result<(), String>>>,
 }
@@ -749,6 +757,10 @@ struct Driver {
     core: Core,
     transport: Arc<dyn Transport>,
     in_tx: mpsc::Sender<Input>,
+    /// Writer tasks report written bytes here; never paused, so writing goes on while
+    /// reading waits for the application.
+    wrote_tx: mpsc::UnboundedSender<(ConnectionHandle, usize)>,
+    stash_bytes: usize,
     conns: HashMap<ConnectionHandle, ConnIo>,
     sessions: HashMap<SessionHandle, SessInfo>,
     bodies: HashMap<(SessionHandle, String), PendingBody>,
@@ -761,6 +773,7 @@ impl Driver {
         mut self,
         mut cmds: mpsc::UnboundedReceiver<Cmd>,
         mut inputs: mpsc::Receiver<Input>,
+        mut wrote: mpsc::UnboundedReceiver<(ConnectionHandle, usize)>,
     ) {
         loop {
             self.pump();
@@ -783,12 +796,18 @@ impl Driver {
                     Some(c) => self.on_cmd(c),
                     None => break,
                 },
-                input = inputs.recv(), if self.stash.is_empty() => match input {
+                input = inputs.recv(), if !self.stash_full() => match input {
                     Some(i) => self.on_input(i),
                     None => break,
                 },
+                Some((c, n)) = wrote.recv() => {
+                    if let Some(io) = self.conns.get_mut(&c) {
+                        io.inflight = io.inflight.saturating_sub(n);
+                    }
+                }
                 permit = room, if !self.stash.is_empty() => {
                     let (_, n) = self.stash.pop_front().expect("non-empty");
+                    self.stash_bytes -= notice_bytes(&n);
                     if let Some(p) = permit {
                         p.send(n);
                     }
@@ -837,12 +856,9 @@ impl Driver {
         let keys: Vec<(SessionHandle, String)> = self.bodies.keys().cloned().collect();
         for k in keys {
             let b = self.bodies.get_mut(&k).expect("listed");
-            if b.off < b.data.len() {
-                match self.core.write(k.0, &k.1, &b.data[b.off..]) {
-                    Ok(n) => {
-                        b.off += n;
-                        progress |= n > 0;
-                    }
+            if !b.data.is_empty() {
+                match self.core.write_vec(k.0, &k.1, &mut b.data) {
+                    Ok(n) => progress |= n > 0,
                     Err(e) => {
                         let mut b = self.bodies.remove(&k).expect("listed");
                         if let Some(d) = b.done.take() {
@@ -854,7 +870,7 @@ impl Driver {
                 }
             }
             let b = self.bodies.get_mut(&k).expect("listed");
-            if b.off == b.data.len() {
+            if b.data.is_empty() {
                 let mut b = self.bodies.remove(&k).expect("listed");
                 if b.fin {
                     let _ = self.core.finish(k.0, &k.1);
@@ -868,10 +884,17 @@ impl Driver {
         progress
     }
 
+    /// Reading from the network waits while the application is this far behind (the peer
+    /// is then slowed down by TCP flow control).
+    fn stash_full(&self) -> bool {
+        self.stash_bytes > STASH_BYTES || self.stash.len() > STASH_COUNT
+    }
+
     fn notify(&mut self, s: SessionHandle, n: SessionNotice) {
         let Some(info) = self.sessions.get(&s) else {
             return;
         };
+        self.stash_bytes += notice_bytes(&n);
         self.stash.push_back((info.notices.clone(), n));
         self.flush_stash();
     }
@@ -881,12 +904,15 @@ impl Driver {
             match tx.clone().try_reserve_owned() {
                 Ok(permit) => {
                     let (_, n) = self.stash.pop_front().expect("non-empty");
+                    self.stash_bytes -= notice_bytes(&n);
                     permit.send(n);
                 }
                 Err(mpsc::error::TrySendError::Full(_)) => return,
                 Err(mpsc::error::TrySendError::Closed(_)) => {
                     // The application dropped the session's receiver.
-                    self.stash.pop_front();
+                    if let Some((_, n)) = self.stash.pop_front() {
+                        self.stash_bytes -= notice_bytes(&n);
+                    }
                 }
             }
         }
@@ -1084,7 +1110,6 @@ impl Driver {
                                 (session, id.clone()),
                                 PendingBody {
                                     data,
-                                    off: 0,
                                     fin: true,
                                     done: None,
                                 },
@@ -1107,7 +1132,6 @@ impl Driver {
                     (session, message_id),
                     PendingBody {
                         data,
-                        off: 0,
                         fin,
                         done: Some(done),
                     },
@@ -1130,15 +1154,15 @@ impl Driver {
         let (mut rd, mut wr) = tokio::io::split(io);
         let tx = self.in_tx.clone();
         let reader = tokio::spawn(async move {
-            let mut buf = vec![0u8; READ_BLOCK];
             loop {
-                match rd.read(&mut buf).await {
+                let mut buf = Vec::with_capacity(READ_BLOCK);
+                match rd.read_buf(&mut buf).await {
                     Ok(0) => {
                         let _ = tx.send(Input::Closed(c, "closed by peer".into())).await;
                         return;
                     }
-                    Ok(n) => {
-                        if tx.send(Input::Data(c, buf[..n].to_vec())).await.is_err() {
+                    Ok(_) => {
+                        if tx.send(Input::Data(c, buf)).await.is_err() {
                             return;
                         }
                     }
@@ -1151,6 +1175,7 @@ impl Driver {
         });
         let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
         let tx = self.in_tx.clone();
+        let wrote = self.wrote_tx.clone();
         tokio::spawn(async move {
             while let Some(d) = wrx.recv().await {
                 if let Err(e) = wr.write_all(&d).await {
@@ -1159,7 +1184,7 @@ impl Driver {
                         .await;
                     return;
                 }
-                let _ = tx.send(Input::Wrote(c, d.len())).await;
+                let _ = wrote.send((c, d.len()));
             }
             let _ = wr.shutdown().await;
         });
@@ -1193,12 +1218,24 @@ impl Driver {
                     self.core.handle_closed(c, &reason);
                 }
             }
-            Input::Wrote(c, n) => {
-                if let Some(io) = self.conns.get_mut(&c) {
-                    io.inflight = io.inflight.saturating_sub(n);
-                }
-            }
         }
+    }
+}
+
+/// Reads until `buf` is full (its capacity) or the reader ends; returns the bytes read.
+async fn read_block<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) -> io::Result<usize> {
+    while buf.len() < buf.capacity() {
+        if reader.read_buf(buf).await? == 0 {
+            break;
+        }
+    }
+    Ok(buf.len())
+}
+
+fn notice_bytes(n: &SessionNotice) -> usize {
+    match n {
+        SessionNotice::IncomingData { data, .. } => data.len(),
+        _ => 0,
     }
 }
 

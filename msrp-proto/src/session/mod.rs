@@ -280,6 +280,18 @@ impl Session {
         Ok(m.write(data, window)?)
     }
 
+    /// Like [`write`](Self::write), taking an owned buffer: when the message's buffer is
+    /// empty and all of `data` fits, it is kept without a copy. Taken bytes are removed from
+    /// the front of `data`.
+    pub fn write_vec(&mut self, message_id: &str, data: &mut Vec<u8>) -> Result<usize, SendError> {
+        let window = self.config.send_window.max(self.config.max_chunk_size);
+        let m = self
+            .out
+            .get_mut(message_id)
+            .ok_or(SendError::UnknownMessage)?;
+        Ok(m.write_vec(data, window)?)
+    }
+
     /// Bytes [`write`](Self::write) would take now.
     pub fn write_capacity(&self, message_id: &str) -> usize {
         let window = self.config.send_window.max(self.config.max_chunk_size);

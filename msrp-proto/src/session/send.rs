@@ -187,13 +187,44 @@ impl OutMessage {
             }
         }
         let n = data.len().min(self.capacity(window));
-        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.is_empty() && n == data.len() && n >= 4096 {
+            // Whole block taken into an empty buffer: one copy, no reallocation steps.
+            self.buf = data.to_vec();
+        } else {
+            self.buf.extend_from_slice(&data[..n]);
+        }
         if n < data.len() {
             self.blocked = true;
         }
         if self.spec.size == Some(self.written()) {
             self.finished = true;
         }
+        Ok(n)
+    }
+
+    /// Like [`write`](Self::write) for an owned buffer: when the buffer is empty and the
+    /// whole of `data` fits, it is kept without copying. Returns the bytes taken; the rest is
+    /// left in `data` (drained from the front).
+    pub fn write_vec(&mut self, data: &mut Vec<u8>, window: usize) -> Result<usize, WriteError> {
+        if self.buf.is_empty()
+            && self.spec.content_type.is_some()
+            && !self.finished
+            && self.state == OutState::Sending
+            && data.len() <= self.capacity(window)
+            && self
+                .spec
+                .size
+                .is_none_or(|s| self.written() + data.len() as u64 <= s)
+        {
+            let n = data.len();
+            self.buf = std::mem::take(data);
+            if self.spec.size == Some(self.written()) {
+                self.finished = true;
+            }
+            return Ok(n);
+        }
+        let n = self.write(data, window)?;
+        data.drain(..n);
         Ok(n)
     }
 

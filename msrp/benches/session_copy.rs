@@ -1,0 +1,122 @@
+//! Throughput of an MSRP file transfer over loopback TCP (one 64 MiB message streamed from an
+//! `AsyncRead`, through the sans-IO core and the tokio driver, received and counted), against
+//! a raw tokio TCP copy of the same bytes in the same run (ratio in docs/performance.md,
+//! section "MSRP sessions").
+//!
+//! Run: `cargo bench -p msrp --bench session_copy`.
+
+#![allow(missing_docs)] // criterion_group! generates an undocumented fn
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use msrp::proto::sdp::SdpAnswer;
+use msrp::{MsrpEndpoint, MsrpSession, Options, Reports, SessionNotice};
+use tokio::io::AsyncReadExt;
+
+mod common;
+
+/// Bytes per iteration.
+const TOTAL: u64 = 64 * 1024 * 1024;
+
+async fn session_pair(chunk: usize) -> (MsrpEndpoint, MsrpEndpoint, MsrpSession, MsrpSession) {
+    let mut opts = Options::new("127.0.0.1:0".parse().expect("addr"));
+    opts.session.max_chunk_size = chunk;
+    opts.session.send_window = 2 * chunk;
+    let a = MsrpEndpoint::bind(opts.clone()).await.expect("bind");
+    let b = MsrpEndpoint::bind(opts).await.expect("bind");
+    let offered = a.create_offer(&a.local_config()).await.expect("offer");
+    let offer = offered.offer().clone();
+    let (answer, mut sb) = b
+        .answer_offer(&offer, &b.local_config())
+        .await
+        .expect("answer");
+    let answer = SdpAnswer::parse(&answer.to_string()).expect("answer parses");
+    let mut sa = a.accept_answer(offered, &answer).await.expect("accept");
+    sa.connected().await.expect("connected");
+    sb.connected().await.expect("connected");
+    (a, b, sa, sb)
+}
+
+/// Sends one message of `total` bytes from `sa` and waits until `sb` has all of it.
+async fn transfer(sa: &mut MsrpSession, sb: &mut MsrpSession, total: u64) -> Duration {
+    let start = Instant::now();
+    let out = sa
+        .send_stream(
+            "application/octet-stream",
+            Some(total),
+            tokio::io::repeat(0xa5).take(total),
+            Reports::default(),
+        )
+        .await
+        .expect("send");
+    let mut got = 0u64;
+    loop {
+        match sb.next_notice().await.expect("notice") {
+            SessionNotice::IncomingData { data, .. } => got += data.len() as u64,
+            SessionNotice::IncomingComplete { size, .. } => {
+                assert_eq!((size, got), (total, total));
+                break;
+            }
+            SessionNotice::Closed(r) => panic!("closed: {r}"),
+            _ => {}
+        }
+    }
+    let elapsed = start.elapsed();
+    // Read the sender's notices too, as an application must.
+    loop {
+        match sa.next_notice().await.expect("notice") {
+            SessionNotice::Sent { message_id } if message_id == out.message_id => break,
+            SessionNotice::Failed(f) => panic!("{f}"),
+            _ => {}
+        }
+    }
+    out.outcome().await.expect("sent");
+    elapsed
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("loopback_transfer_64MiB");
+    group.throughput(Throughput::Bytes(TOTAL));
+    group.bench_function("tcp", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += common::tcp_copy(TOTAL).await;
+                }
+                total
+            })
+        })
+    });
+    for chunk in [64 * 1024, 256 * 1024] {
+        let (_a, _b, mut sa, mut sb) = rt.block_on(session_pair(chunk));
+        group.bench_function(format!("msrp_chunk_{}k", chunk / 1024), |b| {
+            b.iter_custom(|iters| {
+                rt.block_on(async {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        total += transfer(&mut sa, &mut sb, TOTAL).await;
+                    }
+                    total
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(6));
+    targets = bench
+}
+criterion_main!(benches);
