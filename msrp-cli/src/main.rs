@@ -4,13 +4,15 @@
 //! tracing and maps errors to exit codes.
 //!
 //! Exit codes: 0 success, 1 failure (the message on stderr says what went wrong),
-//! 2 usage error (from clap).
+//! 2 usage error (from clap); `offer`/`answer` also use 3 (a wait timed out) and 4 (the
+//! session failed).
 
 use clap::{Parser, Subcommand};
 
 mod nat_check;
 mod parse;
 mod sdp;
+mod session;
 
 /// MSRP (RFC 4975) with the RFC 6135 COMEDIA connection model: chat, file transfer, SDP
 /// negotiation, relays and interop testing.
@@ -37,6 +39,14 @@ enum Command {
     Parse(parse::ParseArgs),
     /// SDP for MSRP: print our offer or answer, or the connection plan of an exchange.
     Sdp(Box<sdp::SdpArgs>),
+    /// Run one MSRP session as the offerer: write our SDP offer to --local-sdp, wait for the
+    /// answer in --remote-sdp, connect or accept as RFC 6135 decides, then chat or send
+    /// files. Example: msrp offer --local-sdp offer.sdp --remote-sdp answer.sdp --count 1
+    Offer(Box<session::SessionArgs>),
+    /// Run one MSRP session as the answerer: wait for the offer in --remote-sdp, write our
+    /// answer to --local-sdp, then chat or send files. Example:
+    /// msrp answer --remote-sdp offer.sdp --local-sdp answer.sdp --send hello
+    Answer(Box<session::SessionArgs>),
 }
 
 fn init_tracing(verbose: u8) {
@@ -65,9 +75,12 @@ fn main() {
         Command::NatCheck(args) => nat_check::run(args),
         Command::Parse(args) => parse::run(args),
         Command::Sdp(args) => sdp::run(*args),
+        Command::Offer(args) => session::run(msrp_proto::sdp::Side::Offerer, *args, cli.verbose),
+        Command::Answer(args) => session::run(msrp_proto::sdp::Side::Answerer, *args, cli.verbose),
     };
     if let Err(e) = result {
         eprintln!("msrp: {e:#}");
-        std::process::exit(1);
+        let code = e.downcast_ref::<session::Failure>().map_or(1, |f| f.code);
+        std::process::exit(code);
     }
 }
