@@ -560,6 +560,21 @@ impl MsrpSession {
     pub fn close(&self) {
         self.sender.close();
     }
+
+    /// Closes the session and waits for its last notice; returns the notices that were still
+    /// pending (for example `Failed` for messages whose delivery was not confirmed, RFC 4975
+    /// §7.1.1) and the close reason.
+    pub async fn close_and_wait(mut self) -> (Vec<SessionNotice>, CloseReason) {
+        self.sender.close();
+        let mut rest = Vec::new();
+        loop {
+            match self.notices.recv().await {
+                Some(SessionNotice::Closed(r)) => return (rest, r),
+                Some(n) => rest.push(n),
+                None => return (rest, CloseReason::Local),
+            }
+        }
+    }
 }
 
 /// Sends messages on a session.

@@ -108,6 +108,41 @@ async fn exchange(sa: &mut MsrpSession, sb: &mut MsrpSession) {
     assert_eq!(mb.outcome().await, Ok(msrp::Outcome::Sent));
 }
 
+#[tokio::test]
+async fn local_close_ends_both_sides_with_reasons() {
+    tokio::time::timeout(LIMIT, async {
+        let (a, b) = (endpoint().await, endpoint().await);
+        let (mut sa, mut sb) = negotiate(
+            &a,
+            &b,
+            Reachability::Reachable,
+            Reachability::Reachable,
+            |s| s,
+            |s| s,
+        )
+        .await;
+        sa.connected().await.unwrap();
+        sb.connected().await.unwrap();
+        let (_, reason) = sa.close_and_wait().await;
+        assert_eq!(reason, CloseReason::Local);
+        // The peer's session ends when the connection closes, and says so.
+        let reason = loop {
+            match sb.next_notice().await {
+                Some(SessionNotice::Closed(r)) => break r,
+                Some(_) => {}
+                None => panic!("no close notice"),
+            }
+        };
+        assert!(
+            matches!(reason, CloseReason::ConnectionLost(_)),
+            "{reason:?}"
+        );
+        assert!(sb.send_text("too late").await.is_err());
+    })
+    .await
+    .unwrap();
+}
+
 fn roles(sa: &MsrpSession, sb: &MsrpSession) -> (Role, Role) {
     (sa.plan().unwrap().role, sb.plan().unwrap().role)
 }
