@@ -337,3 +337,36 @@ fn after_an_error_the_parser_stays_failed() {
     assert_eq!(p.parse(req("").as_bytes()).unwrap_err(), e);
     assert!(!p.is_idle());
 }
+
+#[test]
+fn extreme_limits_do_not_overflow() {
+    let huge = Limits {
+        max_start_line: usize::MAX,
+        max_head_bytes: usize::MAX,
+        max_headers: usize::MAX,
+        max_body_bytes: u64::MAX,
+        max_path_uris: usize::MAX,
+    };
+    let msgs = parse_messages(send_body("", "hi").as_bytes(), huge).unwrap();
+    assert_eq!(msgs[0].body.as_deref(), Some(&b"hi"[..]));
+    let zero = Limits {
+        max_start_line: 0,
+        max_head_bytes: 0,
+        max_headers: 0,
+        max_body_bytes: 0,
+        max_path_uris: 0,
+    };
+    let e = parse_messages(send_body("", "hi").as_bytes(), zero).unwrap_err();
+    assert_eq!(e.kind(), &MessageError::StartLineTooLong(0));
+}
+
+#[test]
+fn a_caller_that_drops_unconsumed_bytes_gets_a_fresh_start() {
+    let mut p = Parser::new(Limits::default());
+    let wire = req("");
+    // half a head, then (wrongly) only a shorter buffer: the parser starts over
+    assert_eq!(p.parse(&wire.as_bytes()[..60]).unwrap(), (0, None));
+    assert_eq!(p.parse(&wire.as_bytes()[..10]).unwrap(), (0, None));
+    let (_, ev) = p.parse(wire.as_bytes()).unwrap();
+    assert!(matches!(ev, Some(Event::Head { body: false, .. })));
+}

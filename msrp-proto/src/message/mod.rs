@@ -73,7 +73,8 @@ use std::fmt;
 /// [`MessageError`] variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Longest start line, without its CRLF ([`MessageError::StartLineTooLong`]).
+    /// Longest start line, without its CRLF ([`MessageError::StartLineTooLong`]). Clamped to
+    /// 16 MiB.
     pub max_start_line: usize,
     /// Largest header block: start line, headers and the blank line before a body
     /// ([`MessageError::HeadTooLarge`]). Clamped to 16 MiB.

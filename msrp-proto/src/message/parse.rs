@@ -147,6 +147,7 @@ impl Parser {
     pub fn new(limits: Limits) -> Self {
         let mut limits = limits;
         limits.max_head_bytes = limits.max_head_bytes.min(HEAD_CLAMP);
+        limits.max_start_line = limits.max_start_line.min(HEAD_CLAMP);
         Parser {
             limits,
             state: State::Head,
@@ -243,7 +244,7 @@ impl Parser {
     }
 
     fn parse_head<'b>(&mut self, buf: &'b [u8]) -> Result<(usize, Option<Event<'b>>), Local> {
-        if buf.len() < self.scan {
+        if buf.len() < self.checked.max(self.scan) {
             // The caller did not present the unconsumed bytes again: start over.
             self.reset_head();
         }
