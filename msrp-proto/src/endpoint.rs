@@ -8,7 +8,7 @@
 //!   [`handle_connect_failed`](Endpoint::handle_connect_failed) for connections it asked for
 //!   with [`Event::Connect`], [`handle_accepted`](Endpoint::handle_accepted) for connections
 //!   the listener accepted, [`handle_closed`](Endpoint::handle_closed) when one dies;
-//! - bytes: [`handle_input`](Endpoint::handle_input);
+//! - bytes (with the time they arrived): [`handle_input`](Endpoint::handle_input);
 //! - time: [`handle_timeout`](Endpoint::handle_timeout);
 //!
 //! and drains
@@ -723,7 +723,7 @@ impl Endpoint {
     }
 
     /// Bytes arrived on a connection.
-    pub fn handle_input(&mut self, c: ConnectionHandle, data: &[u8]) {
+    pub fn handle_input(&mut self, c: ConnectionHandle, data: &[u8], now: Instant) {
         let Some(conn) = self.conns.get_mut(&c) else {
             return;
         };
@@ -744,7 +744,7 @@ impl Endpoint {
             let take = (data.len() - d).min(4096);
             inbuf.extend_from_slice(&data[d..d + take]);
             d += take;
-            result = self.parse_run(c, &mut parser, &inbuf);
+            result = self.parse_run(c, &mut parser, &inbuf, now);
             match result {
                 Run::Consumed(pos) if pos >= old => {
                     // What is left is a suffix of `data[..d]`: continue from `data` itself.
@@ -758,7 +758,7 @@ impl Endpoint {
             }
         }
         if inbuf.is_empty() && matches!(result, Run::Consumed(_)) {
-            result = self.parse_run(c, &mut parser, &data[d..]);
+            result = self.parse_run(c, &mut parser, &data[d..], now);
             if let Run::Consumed(pos) = result {
                 inbuf = data[d + pos..].to_vec();
             }
@@ -791,13 +791,14 @@ impl Endpoint {
         c: ConnectionHandle,
         parser: &mut crate::message::Parser,
         input: &[u8],
+        now: Instant,
     ) -> Run {
         let mut pos = 0;
         loop {
             match parser.parse(&input[pos..]) {
                 Ok((n, Some(ev))) => {
                     pos += n;
-                    self.on_parse_event(c, ev);
+                    self.on_parse_event(c, ev, now);
                     if !self.conns.contains_key(&c) {
                         return Run::Gone;
                     }
@@ -972,9 +973,9 @@ impl Endpoint {
         let _ = c;
     }
 
-    fn on_parse_event(&mut self, c: ConnectionHandle, ev: ParseEvent<'_>) {
+    fn on_parse_event(&mut self, c: ConnectionHandle, ev: ParseEvent<'_>, now: Instant) {
         match ev {
-            ParseEvent::Head { head, body: _ } => self.on_head(c, head),
+            ParseEvent::Head { head, body: _ } => self.on_head(c, head, now),
             ParseEvent::Body(data) => {
                 let conn = self.conns.get_mut(&c).expect("exists");
                 if let Current::Send {
@@ -1037,7 +1038,7 @@ impl Endpoint {
         }
     }
 
-    fn on_head(&mut self, c: ConnectionHandle, head: crate::message::MessageHead) {
+    fn on_head(&mut self, c: ConnectionHandle, head: crate::message::MessageHead, now: Instant) {
         let tid = head.transaction_id().to_string();
         if !head.is_request() {
             // A response: find the session whose transaction it answers.
@@ -1094,7 +1095,7 @@ impl Endpoint {
                         failure_report,
                     };
                     let e = self.sessions.get_mut(&s).expect("routed");
-                    let cursor = e.core.recv_head(&incoming);
+                    let cursor = e.core.recv_head(&incoming, now);
                     Current::Send {
                         session: s,
                         cursor,

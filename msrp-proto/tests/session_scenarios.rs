@@ -879,3 +879,50 @@ fn input_split_at_any_size_gives_the_same_messages() {
             .contains(&SessionEvent::MessageSent { message_id: id }));
     }
 }
+
+#[test]
+fn peer_stopping_mid_message_does_not_hold_it_forever() {
+    let mut p = Pair::new(EndpointConfig::default());
+    let now = p.now;
+    let sb =
+        p.b.ep
+            .add_session(Pair::params(Who::B, SessionRole::Passive, cfg(1024)), now)
+            .unwrap();
+    let c = p.raw_connect(Who::B);
+    let (to, from) = (Pair::uri(Who::B), Pair::uri(Who::A));
+    let total = Some(ByteRange {
+        start: 1,
+        end: Some(4),
+        total: Some(1000),
+    });
+    p.raw_send(
+        Who::B,
+        c,
+        &raw_send(
+            "tid00001",
+            &to,
+            &from,
+            "stall001",
+            total,
+            Some(b"abcd"),
+            Continuation::More,
+            None,
+        ),
+    );
+    assert_eq!(
+        responses(&p.raw_take(c)),
+        vec![("tid00001".to_string(), 200)]
+    );
+    p.advance(Duration::from_secs(119));
+    assert!(!p
+        .session_events(Who::B, sb)
+        .iter()
+        .any(|e| matches!(e, SessionEvent::IncomingAborted { .. })));
+    p.advance(Duration::from_secs(2));
+    assert!(p.session_events(Who::B, sb).iter().any(|e| matches!(e, SessionEvent::IncomingAborted { message_id, received: 4, .. } if message_id == "stall001")));
+    assert_eq!(
+        p.b.ep.session_state(sb),
+        Some(SessionState::Connected),
+        "the session lives on"
+    );
+}

@@ -1226,7 +1226,7 @@ impl Driver {
                 }
             }
             Input::Connected(c, Err(e)) => self.core.handle_connect_failed(c, &e.to_string()),
-            Input::Data(c, d) => self.core.handle_input(c, &d),
+            Input::Data(c, d) => self.core.handle_input(c, &d, Instant::now()),
             Input::Closed(c, reason) => {
                 if let Some(io) = self.conns.remove(&c) {
                     io.reader.abort();

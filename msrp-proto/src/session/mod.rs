@@ -434,7 +434,13 @@ impl Session {
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.transactions.next_deadline()
+        match (
+            self.transactions.next_deadline(),
+            self.receiver.next_deadline(),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ---- input -------------------------------------------------------------------------
@@ -443,6 +449,8 @@ impl Session {
     /// (RFC 4975 §7.1.1: "the element MUST inform the user that the request probably failed";
     /// §10.4: a 408 is treated like a local timeout).
     pub fn handle_timeout(&mut self, now: Instant) {
+        // Incomplete incoming messages idle for too long are abandoned.
+        self.receiver.expire(now);
         for (_, tx) in self.transactions.expire(now) {
             if tx.failure_report == FailureReport::Yes {
                 let secs = self.config.transaction_timeout.as_secs_f64();
@@ -529,9 +537,9 @@ impl Session {
         }
     }
 
-    /// The head of a received SEND; keep the cursor until the end-line.
-    pub fn recv_head(&mut self, h: &IncomingSend) -> RecvCursor {
-        self.receiver.head(h)
+    /// The head of a received SEND (arriving at `now`); keep the cursor until the end-line.
+    pub fn recv_head(&mut self, h: &IncomingSend, now: Instant) -> RecvCursor {
+        self.receiver.head(h, now)
     }
 
     /// Body bytes of the SEND being received.

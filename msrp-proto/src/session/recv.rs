@@ -7,6 +7,7 @@
 //! "the last chunk received SHOULD take precedence") or leave gaps that a later chunk fills.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use super::ranges::RangeSet;
 use super::wire::{ByteRange, Continuation, FailureReport, StatusCode};
@@ -77,6 +78,8 @@ pub struct InMessage {
     pub received: RangeSet,
     /// The sender asked for success reports.
     pub success_report: bool,
+    /// When its last chunk started arriving.
+    pub last_activity: Instant,
 }
 
 /// A bounded set of recently seen Message-IDs (finished or refused messages).
@@ -126,6 +129,10 @@ pub struct RecvPolicy {
     pub max_incomplete: usize,
     /// Most disjoint received intervals per message; more fragmentation is refused with 413.
     pub max_intervals: usize,
+    /// An incomplete message with no chunk for this long is abandoned (its slot freed, later
+    /// chunks refused), so a peer that stops in the middle of a message cannot hold it open
+    /// forever.
+    pub idle_timeout: Duration,
 }
 
 impl Default for RecvPolicy {
@@ -135,6 +142,7 @@ impl Default for RecvPolicy {
             max_size: None,
             max_incomplete: 64,
             max_intervals: 1024,
+            idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -256,7 +264,7 @@ impl Receiver {
     }
 
     /// Starts receiving a SEND: decides what happens to its body.
-    pub fn head(&mut self, h: &IncomingSend) -> RecvCursor {
+    pub fn head(&mut self, h: &IncomingSend, now: Instant) -> RecvCursor {
         let range = h.byte_range.unwrap_or(ByteRange {
             start: 1,
             end: None,
@@ -297,7 +305,7 @@ impl Receiver {
         let Some(ct) = h.content_type.as_deref() else {
             if self.incomplete.contains_key(&c.message_id) {
                 // A later chunk of a message without its own Content-Type: tolerated.
-                return self.check_total(c);
+                return self.check_total(c, now);
             }
             // No Content-Type: bodiless SEND (RFC 4975 §7.1); a body would be a 400 at the end.
             c.verdict = Verdict::Discard { duplicate: false };
@@ -339,6 +347,7 @@ impl Receiver {
                     total: None,
                     received: RangeSet::new(),
                     success_report: h.success_report,
+                    last_activity: now,
                 },
             );
             self.effects.push(RecvEffect::Started {
@@ -347,14 +356,15 @@ impl Receiver {
                 total: range.total,
             });
         }
-        self.check_total(c)
+        self.check_total(c, now)
     }
 
-    fn check_total(&mut self, mut c: RecvCursor) -> RecvCursor {
+    fn check_total(&mut self, mut c: RecvCursor, now: Instant) -> RecvCursor {
         let m = self
             .incomplete
             .get_mut(&c.message_id)
             .expect("caller checked");
+        m.last_activity = now;
         if let Some(t) = c.total {
             match m.total {
                 Some(old) if old != t => {
@@ -532,6 +542,35 @@ impl Receiver {
         self.refused.insert(message_id, s);
     }
 
+    /// When the next incomplete message becomes idle.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.incomplete
+            .values()
+            .map(|m| m.last_activity + self.policy.idle_timeout)
+            .min()
+    }
+
+    /// Abandons incomplete messages idle for the idle timeout.
+    pub fn expire(&mut self, now: Instant) {
+        let idle = self.policy.idle_timeout;
+        let mut ids: Vec<String> = self
+            .incomplete
+            .iter()
+            .filter(|(_, m)| m.last_activity + idle <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        for id in ids {
+            let m = self.incomplete.remove(&id).expect("listed");
+            self.refused.insert(&id, StatusCode::REQUEST_TIMEOUT);
+            self.effects.push(RecvEffect::Aborted {
+                message_id: id,
+                received: m.received.covered(),
+                reason: format!("no chunk for {} s", idle.as_secs()),
+            });
+        }
+    }
+
     /// Ends every incomplete message (the connection or session ended).
     pub fn abort_all(&mut self, reason: &str) {
         let mut ids: Vec<String> = self.incomplete.keys().cloned().collect();
@@ -579,7 +618,7 @@ mod tests {
         body: &[u8],
         flag: Continuation,
     ) -> Option<StatusCode> {
-        let mut c = r.head(h);
+        let mut c = r.head(h, Instant::now());
         // feed in two fragments to exercise incremental delivery
         let mid = body.len() / 2;
         r.body(&mut c, &body[..mid]);
@@ -923,6 +962,39 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn idle_incomplete_message_is_abandoned() {
+        let mut r = Receiver::new(RecvPolicy {
+            idle_timeout: Duration::from_secs(10),
+            ..RecvPolicy::default()
+        });
+        let t0 = Instant::now();
+        let mut c = r.head(&send("m", Some((1, None, Some(100)))), t0);
+        r.body(&mut c, b"abc");
+        r.end(c, Continuation::More);
+        r.take_effects();
+        assert_eq!(r.next_deadline(), Some(t0 + Duration::from_secs(10)));
+        r.expire(t0 + Duration::from_secs(9));
+        assert!(r.take_effects().is_empty());
+        r.expire(t0 + Duration::from_secs(10));
+        let e = r.take_effects();
+        assert!(
+            matches!(&e[..], [RecvEffect::Aborted { received: 3, reason, .. }] if reason.contains("10 s"))
+        );
+        assert_eq!(r.incomplete_count(), 0);
+        assert_eq!(r.next_deadline(), None);
+        // a late chunk of it is refused
+        assert_eq!(
+            chunk(
+                &mut r,
+                &send("m", Some((4, None, Some(100)))),
+                b"d",
+                Continuation::More
+            ),
+            Some(StatusCode::REQUEST_TIMEOUT)
+        );
     }
 
     #[test]

@@ -410,7 +410,7 @@ fn received_success_report_request_generates_report() {
         success_report: true,
         failure_report: FailureReport::Yes,
     };
-    let mut c = s.recv_head(&h);
+    let mut c = s.recv_head(&h, t0);
     s.recv_body(&mut c, b"hello");
     assert_eq!(s.recv_end(c, Continuation::Complete), Some(StatusCode::OK));
     let ev = events(&mut s);
@@ -449,7 +449,7 @@ fn close_fails_unconfirmed_and_aborts_incoming() {
         success_report: false,
         failure_report: FailureReport::Yes,
     };
-    let mut c = s.recv_head(&h);
+    let mut c = s.recv_head(&h, t0);
     s.recv_body(&mut c, b"hel");
     events(&mut s);
     s.close("connection reset");

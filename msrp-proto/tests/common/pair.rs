@@ -235,7 +235,7 @@ impl Pair {
             match peer {
                 Some(p) => {
                     for piece in t.data.chunks(self.piece.max(1)) {
-                        self.side(w.other()).ep.handle_input(p, piece);
+                        self.side(w.other()).ep.handle_input(p, piece, now);
                     }
                 }
                 None => self
@@ -309,8 +309,9 @@ impl Pair {
 
     /// Feeds scripted bytes to side `w` on connection `c`, then drives.
     pub fn raw_send(&mut self, w: Who, c: ConnectionHandle, bytes: &[u8]) {
+        let now = self.now;
         for piece in bytes.chunks(self.piece.max(1)) {
-            self.side(w).ep.handle_input(c, piece);
+            self.side(w).ep.handle_input(c, piece, now);
         }
         self.drive();
     }
