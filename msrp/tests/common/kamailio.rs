@@ -178,9 +178,14 @@ impl Kamailio {
                     "kamailio exited with {status} before listening; log:\n{log}"
                 )));
             }
-            if targets
-                .iter()
-                .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok())
+            // Our instance is up once its ctl process logged its event loop (printed after the
+            // listeners are bound and the workers forked) and every port accepts. The log
+            // check guards against a port picked free but taken meanwhile by another test's
+            // Kamailio: a connect alone could then reach the wrong instance.
+            if self.log().contains("io_listen_loop(")
+                && targets
+                    .iter()
+                    .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok())
             {
                 return Ok(());
             }
