@@ -79,6 +79,11 @@ pub struct Options {
     pub session: SessionConfig,
     /// How connections are opened and accepted.
     pub transport: Arc<dyn Transport>,
+    /// Create the listener with `SO_REUSEADDR` and `SO_REUSEPORT`
+    /// ([`crate::stun::bind_shared_listener`]), so that STUN over TCP can run from its port
+    /// while it listens (RFC 6135 §4.2.2, [`crate::nat::resolve_reachability`]). Off by
+    /// default: with it, another socket of the same user may bind the same port.
+    pub reuse_port: bool,
 }
 
 impl fmt::Debug for Options {
@@ -87,6 +92,7 @@ impl fmt::Debug for Options {
             .field("listen", &self.listen)
             .field("endpoint", &self.endpoint)
             .field("session", &self.session)
+            .field("reuse_port", &self.reuse_port)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +105,7 @@ impl Options {
             endpoint: EndpointConfig::default(),
             session: SessionConfig::default(),
             transport: Arc::new(PlainTcp),
+            reuse_port: false,
         }
     }
 }
@@ -305,7 +312,11 @@ fn os_rng() -> msrp_proto::endpoint::Rng {
 impl MsrpEndpoint {
     /// Binds the listener and starts the driver.
     pub async fn bind(opts: Options) -> Result<Self, Error> {
-        let listener = TcpListener::bind(opts.listen).await?;
+        let listener = if opts.reuse_port {
+            crate::stun::bind_shared_listener(opts.listen)?
+        } else {
+            TcpListener::bind(opts.listen).await?
+        };
         let local_addr = listener.local_addr()?;
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::channel(64);
