@@ -46,6 +46,10 @@ enum ReachabilityArg {
     Reachable,
     /// We are behind a NAT: we can only connect out.
     BehindNat,
+    /// Ask the STUN server given with --stun (RFC 5780 discovery from the --listen port;
+    /// RFC 6135 §4.2.2): actpass with the mapped address when not NATed or behind an
+    /// endpoint-independent NAT, active otherwise.
+    Auto,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,6 +68,14 @@ struct LocalArgs {
     /// Whether the peer can connect to --listen (RFC 6135 §4.2.2).
     #[arg(long, value_enum, default_value = "reachable")]
     reachability: ReachabilityArg,
+    /// STUN server (RFC 5780: two addresses, e.g. coturn with --alt-listening-port) for
+    /// --reachability auto.
+    #[arg(long, value_name = "HOST:PORT")]
+    stun: Option<String>,
+    /// Initial STUN retransmission timeout in milliseconds (RFC 8489 §6.2.1).
+    #[arg(long, value_name = "MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    stun_rto_ms: u64,
     /// Use TLS (TCP/TLS/MSRP, msrps: URIs) and put our certificate fingerprint in the SDP.
     #[arg(long)]
     tls: bool,
@@ -226,7 +238,16 @@ fn local_config(a: &LocalArgs) -> anyhow::Result<LocalConfig> {
     cfg.reachability = match a.reachability {
         ReachabilityArg::Reachable => Reachability::Reachable,
         ReachabilityArg::BehindNat => Reachability::BehindNat,
+        ReachabilityArg::Auto => {
+            let nat = auto_reachability(a)?;
+            nat.apply(&mut cfg);
+            eprintln!("msrp: reachability: {}", nat.summary());
+            nat.reachability
+        }
     };
+    if a.stun.is_some() && a.reachability != ReachabilityArg::Auto {
+        bail!("--stun is only used with --reachability auto");
+    }
     cfg.tls = a.tls;
     cfg.accept_types =
         AcceptType::parse_list(&a.accept_types).map_err(|e| anyhow!("--accept-types: {e}"))?;
@@ -257,6 +278,28 @@ fn local_config(a: &LocalArgs) -> anyhow::Result<LocalConfig> {
     cfg.fingerprint = fps.next();
     cfg.extra_fingerprints = fps.collect();
     Ok(cfg)
+}
+
+/// `--reachability auto`: RFC 5780 discovery from the --listen port (TCP mapping from that
+/// port, filtering over UDP from the same port number), mapped to the SDP by
+/// [`msrp::nat::NatResolution`]. Nothing listens here, so the port must be free (or held by a
+/// listener with `SO_REUSEPORT`).
+fn auto_reachability(a: &LocalArgs) -> anyhow::Result<msrp::nat::NatResolution> {
+    let Some(stun) = &a.stun else {
+        bail!("--reachability auto needs --stun HOST:PORT (a STUN server supporting RFC 5780)");
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async {
+        let server = msrp::nat::resolve_stun_server(stun, Some(a.listen)).await?;
+        let config = msrp::stun::StunConfig::default()
+            .with_rto(std::time::Duration::from_millis(a.stun_rto_ms));
+        msrp::nat::resolve_reachability(server, a.listen, config)
+            .await
+            .with_context(|| format!("--reachability auto: STUN discovery with {server} failed"))
+    })
 }
 
 /// SHA-256 fingerprint of the first certificate of a PEM file (RFC 8122 §5).

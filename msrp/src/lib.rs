@@ -8,6 +8,7 @@ pub use rustls;
 pub use tokio_rustls;
 
 pub mod endpoint;
+pub mod nat;
 pub mod sink;
 pub mod stun;
 pub mod tls;
