@@ -926,3 +926,77 @@ fn peer_stopping_mid_message_does_not_hold_it_forever() {
         "the session lives on"
     );
 }
+
+mod hostile_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid_exchange() -> Vec<u8> {
+        let (to, from) = (Pair::uri(Who::B), Pair::uri(Who::A));
+        let mut w = raw_send(
+            "tid00001",
+            &to,
+            &from,
+            "mid00001",
+            range(1, 0, 0),
+            None,
+            Continuation::Complete,
+            None,
+        );
+        w.extend(raw_send(
+            "tid00002",
+            &to,
+            &from,
+            "mid00002",
+            range(1, 5, 10),
+            Some(b"hello"),
+            Continuation::More,
+            Some(FailureReport::Partial),
+        ));
+        w.extend(raw_send(
+            "tid00003",
+            &to,
+            &from,
+            "mid00002",
+            range(6, 10, 10),
+            Some(b"world"),
+            Continuation::Complete,
+            None,
+        ));
+        w
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Mutated and truncated MSRP, split anywhere, never panics the endpoint; the
+        /// connection either stays usable or is closed with a reason, and time still runs.
+        #[test]
+        fn endpoint_survives_mutated_input(
+            flips in proptest::collection::vec((0usize..400, any::<u8>()), 0..8),
+            cut in 0usize..400,
+            piece in 1usize..64,
+        ) {
+            let mut p = Pair::new(EndpointConfig::default());
+            p.piece = piece;
+            let now = p.now;
+            let sb = p.b.ep.add_session(Pair::params(Who::B, SessionRole::Passive, cfg(1024)), now).unwrap();
+            let c = p.raw_connect(Who::B);
+            let mut w = valid_exchange();
+            for (i, b) in flips {
+                let n = w.len();
+                w[i % n] = b;
+            }
+            w.truncate(w.len() - cut.min(w.len()));
+            p.raw_send(Who::B, c, &w);
+            p.b.ep.handle_closed(c, "closed by peer");
+            p.advance(Duration::from_secs(200));
+            // nothing left waiting on that connection; the session either closed with a
+            // reason or is still waiting for its peer
+            prop_assert!(p.b.ep.connection(c).is_none());
+            if let Some(st) = p.b.ep.session_state(sb) {
+                prop_assert_eq!(st, SessionState::Waiting);
+            }
+        }
+    }
+}
