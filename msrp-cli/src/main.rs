@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 mod nat_check;
 mod parse;
+mod relay;
 mod sdp;
 mod session;
 
@@ -47,6 +48,9 @@ enum Command {
     /// answer to --local-sdp, then chat or send files. Example:
     /// msrp answer --remote-sdp offer.sdp --local-sdp answer.sdp --send hello
     Answer(Box<session::SessionArgs>),
+    /// Run an MSRP relay (RFC 4976): `--config FILE` or flags; `hash-password` makes
+    /// users-file lines.
+    Relay(Box<relay::RelayArgs>),
 }
 
 fn init_tracing(verbose: u8) {
@@ -77,6 +81,7 @@ fn main() {
         Command::Sdp(args) => sdp::run(*args),
         Command::Offer(args) => session::run(msrp_proto::sdp::Side::Offerer, *args, cli.verbose),
         Command::Answer(args) => session::run(msrp_proto::sdp::Side::Answerer, *args, cli.verbose),
+        Command::Relay(args) => relay::run(*args),
     };
     if let Err(e) = result {
         eprintln!("msrp: {e:#}");

@@ -9,6 +9,7 @@ pub use tokio_rustls;
 
 pub mod endpoint;
 pub mod nat;
+pub mod relay;
 pub mod sink;
 pub mod stun;
 pub mod tls;
