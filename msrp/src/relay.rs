@@ -1,6 +1,6 @@
 //! The tokio driver of the MSRP relay (RFC 4976 §6): listeners, connections, timers.
 //!
-//! All protocol decisions are made by the sans-IO [`Relay`](msrp_proto::relay::server::Relay);
+//! All protocol decisions are made by the sans-IO [`Relay`];
 //! this module moves bytes. One task owns the relay and runs the event loop; each connection
 //! has a reader task (which reads only while the relay [wants input](Relay::wants_read) from
 //! it, so a slow next hop slows its sources instead of filling memory) and a writer task (one
