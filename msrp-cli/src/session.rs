@@ -32,7 +32,7 @@ use clap::{Args, ValueEnum};
 use msrp::proto::endpoint::CloseReason;
 use msrp::proto::sdp::{
     AcceptType, ConnectionPlan, FileSelector, MsrpMedia, Reachability, Role, SdpAnswer, SdpOffer,
-    Side,
+    Side, Warning,
 };
 use msrp::sink::SequentialWriter;
 use msrp::{MsrpEndpoint, MsrpSession, Options, Reports, SessionNotice};
@@ -81,6 +81,11 @@ enum ReachabilityArg {
     Reachable,
     /// We are behind a NAT: we can only connect out (we offer/answer a=setup:active).
     BehindNat,
+    /// Ask the STUN server given with --stun: RFC 5780 discovery from the listener's own
+    /// port (TCP mapping; filtering measured over UDP from the same port number), then
+    /// actpass with the mapped address when not NATed or behind an endpoint-independent NAT,
+    /// active otherwise (RFC 6135 §4.2.2). Reported in a `nat` event.
+    Auto,
 }
 
 /// Flags of `msrp offer` and `msrp answer`.
@@ -100,6 +105,14 @@ pub struct SessionArgs {
     /// Whether the peer can connect to us (RFC 6135 §4.2.2: decides a=setup).
     #[arg(long, value_enum, default_value = "reachable")]
     reachability: ReachabilityArg,
+    /// STUN server (RFC 5780: two addresses, e.g. coturn with --alt-listening-port) for
+    /// --reachability auto.
+    #[arg(long, value_name = "HOST:PORT")]
+    stun: Option<String>,
+    /// Initial STUN retransmission timeout in milliseconds (RFC 8489 §6.2.1).
+    #[arg(long, value_name = "MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    stun_rto_ms: u64,
     /// A text/plain message to send (repeatable). Without --send/--send-file, each line of
     /// stdin is sent.
     #[arg(long, value_name = "TEXT")]
@@ -353,15 +366,33 @@ impl Negotiated {
         }
     }
 
+    /// The RFC 6135 warning saying the peer's connection cannot reach us through our NAT,
+    /// if the plan has one.
+    fn nat_blocks_peer(&self) -> Option<&Warning> {
+        self.plan.warnings.iter().find(|w| {
+            matches!(
+                w,
+                Warning::NatTraversalNeedsRelay | Warning::UnreachablePassive
+            )
+        })
+    }
+
     /// Why the session did not connect, in words.
     fn not_connected(&self, why: &CloseReason) -> String {
         let t = self.timeout.as_secs();
         match (self.plan.role, why) {
-            (Role::Passive, CloseReason::NotConnected(_)) => format!(
-                "peer did not connect within {t} s; {}, so it should have (we listened on {})",
-                self.remote_setup_text(),
-                self.listen
-            ),
+            (Role::Passive, CloseReason::NotConnected(_)) => match self.nat_blocks_peer() {
+                // RFC 6135 §5: behind a NAT, a passive UA is reached only through a relay.
+                Some(w) => format!(
+                    "peer did not connect within {t} s: NAT traversal needs an MSRP relay \
+                     (use --relay), or a peer that connects to us cannot get through; {w}"
+                ),
+                None => format!(
+                    "peer did not connect within {t} s; {}, so it should have (we listened on {})",
+                    self.remote_setup_text(),
+                    self.listen
+                ),
+            },
             (Role::Active, CloseReason::ConnectFailed(r)) => format!(
                 "could not connect to {}: {r}; we are active because {}",
                 self.plan
@@ -398,6 +429,37 @@ impl Negotiated {
     }
 }
 
+/// `--reachability auto`: RFC 5780 discovery from the listener's port (see
+/// [`msrp::nat::resolve_reachability`]), bounded by the STUN retransmission budget.
+async fn auto_reachability(
+    args: &SessionArgs,
+    listen: SocketAddr,
+) -> anyhow::Result<msrp::nat::NatResolution> {
+    let text = args.stun.as_deref().unwrap_or_default();
+    let server = msrp::nat::resolve_stun_server(text, Some(listen)).await?;
+    let config =
+        msrp::stun::StunConfig::default().with_rto(Duration::from_millis(args.stun_rto_ms));
+    msrp::nat::resolve_reachability(server, listen, config)
+        .await
+        .with_context(|| format!("--reachability auto: STUN discovery with {server} failed"))
+}
+
+/// The `nat` event: the RFC 5780 findings and the RFC 6135 §4.2.2 decision (the keys of
+/// `msrp nat-check --json`, plus `advertised`).
+fn nat_event(nat: &msrp::nat::NatResolution) -> Value {
+    let r = &nat.report;
+    json!({
+        "event": "nat",
+        "mapped_address": r.mapped.to_string(),
+        "mapping": r.mapping.as_str(),
+        "filtering": r.filtering.as_str(),
+        "behind_nat": r.verdict.behind_nat(),
+        "offer_setup": nat.offer_setup().as_str(),
+        "advertised": nat.advertised.to_string(),
+        "reason": r.reason,
+    })
+}
+
 async fn run_async(side: Side, args: SessionArgs, verbose: u8) -> anyhow::Result<()> {
     let out = Out {
         json: args.json,
@@ -422,6 +484,18 @@ async fn run_async(side: Side, args: SessionArgs, verbose: u8) -> anyhow::Result
     opts.session.transaction_timeout = timeout;
     opts.session.max_chunk_size = args.chunk_size;
     opts.session.send_window = opts.session.send_window.max(2 * args.chunk_size);
+    let auto = args.reachability == ReachabilityArg::Auto;
+    if args.stun.is_some() && !auto {
+        return Err(anyhow!("--stun is only used with --reachability auto"));
+    }
+    if auto && args.stun.is_none() {
+        return Err(anyhow!(
+            "--reachability auto needs --stun HOST:PORT (a STUN server supporting RFC 5780)"
+        ));
+    }
+    // RFC 6135 §4.2.2: STUN runs from the listener's own port while it listens, so the
+    // listener shares it (SO_REUSEPORT).
+    opts.reuse_port = auto;
     let ep = MsrpEndpoint::bind(opts)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -429,6 +503,13 @@ async fn run_async(side: Side, args: SessionArgs, verbose: u8) -> anyhow::Result
     cfg.reachability = match args.reachability {
         ReachabilityArg::Reachable => Reachability::Reachable,
         ReachabilityArg::BehindNat => Reachability::BehindNat,
+        ReachabilityArg::Auto => {
+            let nat = auto_reachability(&args, ep.local_addr()).await?;
+            nat.apply(&mut cfg);
+            out.event(nat_event(&nat));
+            out.note(format!("reachability: {}", nat.summary()));
+            nat.reachability
+        }
     };
     cfg.accept_types =
         AcceptType::parse_list(&args.accept_types).map_err(|e| anyhow!("--accept-types: {e}"))?;
