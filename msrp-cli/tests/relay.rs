@@ -724,3 +724,60 @@ fn config_file_alone_starts_the_relay() {
     let mut fifth = Peer::tcp(r.tcp.unwrap(), ALICE);
     assert!(fifth.closed());
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// A receiver that does not read: the relay stops reading the sender (backpressure) instead
+/// of buffering the message, and everything arrives once the receiver reads again.
+#[test]
+fn a_receiver_that_does_not_read_holds_back_the_sender_not_the_relay_memory() {
+    let fx = Fixture::new();
+    let r = fx.start(&["--max-pending-bytes", "65536"]);
+    let pid = r.child.id();
+    let s = TcpStream::connect(r.tcp.unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut writer = s.try_clone().unwrap();
+    let mut a = Peer::new(Box::new(s), ALICE);
+    let mut b = Peer::tcp(r.tcp.unwrap(), BOB);
+    let ua = a.use_path(&[&r.tcp_uri()], "alice", "alice-pw");
+    let ub = b.use_path(&[&r.tcp_uri()], "bob", "bob-pw");
+    let before = rss_kib(pid);
+    const SIZE: usize = 48 * 1024 * 1024;
+    let body = vec![b'x'; SIZE];
+    let m = send_msg("huge1", &format!("{ua} {ub} {BOB}"), ALICE, &body);
+    let wire = m.encode().unwrap();
+    drop(body);
+    let (done_tx, done_rx) = mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let r = writer.write_all(&wire);
+        let _ = done_tx.send(r.is_ok());
+    });
+    // Bob reads nothing for 3 s: Alice cannot finish (socket buffers hold a few MiB, not 48).
+    assert!(
+        done_rx.recv_timeout(Duration::from_secs(3)).is_err(),
+        "the whole message was accepted while the receiver read nothing"
+    );
+    let during = rss_kib(pid);
+    eprintln!("relay RSS: {before} KiB before, {during} KiB with 48 MiB held back");
+    assert!(
+        during < before + 16 * 1024,
+        "relay memory grew from {before} KiB to {during} KiB while the receiver did not read"
+    );
+    // Bob reads: the message arrives whole, and Alice's write completes.
+    let got = b
+        .recv_within(Duration::from_secs(120))
+        .expect("the message");
+    assert_eq!(got.body.as_ref().map(Vec::len), Some(SIZE));
+    assert!(got.body.unwrap().iter().all(|&c| c == b'x'));
+    assert_eq!(done_rx.recv_timeout(Duration::from_secs(60)), Ok(true));
+    t.join().unwrap();
+    assert_eq!(a.recv().head.status_code(), Some(StatusCode::OK));
+}
