@@ -829,6 +829,8 @@ impl Run {
         let mut pending: HashMap<String, Pending> = HashMap::new();
         let mut file_progress: Option<(Arc<AtomicU64>, u64)> = None;
         let mut bars = Vec::new();
+        let mut file_counters: Vec<Arc<AtomicU64>> = Vec::new();
+        let mut last_total = 0u64;
         for path in self.args.send_file.clone() {
             let file = tokio::fs::File::open(&path)
                 .await
@@ -876,6 +878,7 @@ impl Run {
                     what: format!("file {}", path.display()),
                 },
             );
+            file_counters.push(count.clone());
             if file_progress.is_none() {
                 file_progress = Some((count, size));
             }
@@ -886,6 +889,7 @@ impl Run {
         let mut received: u64 = 0;
         let mut incoming: HashMap<String, Incoming> = HashMap::new();
         let mut file_selector_used = false;
+        let mut aborted_in: Vec<String> = Vec::new();
         let mut last_activity = tokio::time::Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         let mut notices: std::collections::VecDeque<SessionNotice> = early.into();
@@ -982,7 +986,16 @@ impl Run {
                         last_activity = tokio::time::Instant::now();
                         continue;
                     }
-                    _ = tick.tick() => continue,
+                    _ = tick.tick() => {
+                        // A file being read into the session is progress: the core takes
+                        // bytes only as chunks go out, so a long transfer is not "idle".
+                        let total: u64 = file_counters.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+                        if total != last_total {
+                            last_total = total;
+                            last_activity = tokio::time::Instant::now();
+                        }
+                        continue;
+                    }
                     () = tokio::time::sleep_until(idle_deadline), if waiting_for_peer => {
                         let t = timeout.as_secs();
                         let mut what = Vec::new();
@@ -1078,6 +1091,9 @@ impl Run {
                             let _ = tokio::fs::remove_file(tmp).await;
                         }
                     }
+                    aborted_in.push(format!(
+                        "incoming message {message_id} incomplete (aborted after {got} bytes: {reason})"
+                    ));
                     self.out.event(json!({
                         "event": "failed",
                         "direction": "in",
@@ -1095,8 +1111,11 @@ impl Run {
                     for (tmp, _) in incoming.values().filter_map(|i| i.paths.as_ref()) {
                         let _ = tokio::fs::remove_file(tmp).await;
                     }
-                    let done = sending_done && pending.is_empty() && received >= self.args.count;
-                    if done && !stdin_open {
+                    // Nothing of ours is lost and we got what we waited for: a success, even
+                    // when the peer closed first while our stdin was still open (chat).
+                    let done =
+                        texts.is_empty() && pending.is_empty() && received >= self.args.count;
+                    if done {
                         self.out
                             .event(json!({"event": "closed", "reason": reason.to_string()}));
                         self.out.note(format!("session closed: {reason}"));
@@ -1127,6 +1146,7 @@ impl Run {
                         let list: Vec<&str> = pending.values().map(|p| p.what.as_str()).collect();
                         missing.push(format!("unacknowledged: {}", list.join(", ")));
                     }
+                    missing.extend(aborted_in.iter().cloned());
                     if !incoming.is_empty() {
                         missing.push(format!("{} incoming message(s) incomplete", incoming.len()));
                     }
