@@ -24,6 +24,7 @@
 //! max_chunk_bytes = 67108864
 //! max_sessions_per_connection = 64
 //! transaction_timeout_secs = 30
+//! body_stall_secs = 30
 //! ```
 
 use std::io::Read;
@@ -147,6 +148,7 @@ struct FileLimits {
     max_chunk_bytes: Option<u64>,
     max_sessions_per_connection: Option<usize>,
     transaction_timeout_secs: Option<u64>,
+    body_stall_secs: Option<u64>,
 }
 
 /// Runs the command.
@@ -240,6 +242,9 @@ fn build(a: RunArgs) -> anyhow::Result<(RelayServerConfig, bool)> {
     }
     if let Some(v) = fl.transaction_timeout_secs {
         l.transaction_timeout_ms = v.saturating_mul(1000);
+    }
+    if let Some(v) = fl.body_stall_secs {
+        l.body_stall_ms = v.saturating_mul(1000);
     }
     rc.limits = l;
     let mut cfg = RelayServerConfig::new(rc, users);

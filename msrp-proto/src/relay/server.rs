@@ -51,7 +51,9 @@
 //!   requests (AUTH through a chain) travel back hop by hop with the paths rewritten.
 //! - **Streaming**: bodies go through fragment by fragment; nothing holds a whole message.
 //!   One message at a time is written to a connection; others wait (their connection is not
-//!   read meanwhile), and responses and REPORTs queue behind it.
+//!   read meanwhile), and responses and REPORTs queue behind it. A sender that stalls in the
+//!   middle of a body (not held back by backpressure) for [`RelayLimits::body_stall_ms`] is
+//!   closed, so it cannot hold the connection it writes to.
 //! - **Limits** ([`RelayLimits`]): connections per peer address, bytes queued per connection
 //!   (backpressure), the 30 s probation of connections without a successful request (§6.1),
 //!   failed requests, chunk size (`413`), URIs per connection.
@@ -110,6 +112,10 @@ pub struct RelayLimits {
     /// Milliseconds an outbound connection may take to establish before the requests
     /// waiting for it fail (default 10 000).
     pub connect_timeout_ms: u64,
+    /// Milliseconds a connection may pause in the middle of a message body it is sending
+    /// while nothing stops it (not held back by backpressure) before it is closed; meanwhile
+    /// the connection it forwards to cannot carry other messages (default 30 000).
+    pub body_stall_ms: u64,
     /// Parser limits (header block, headers, path length).
     pub parser: Limits,
 }
@@ -125,6 +131,7 @@ impl Default for RelayLimits {
             max_sessions_per_connection: 64,
             transaction_timeout_ms: 30_000,
             connect_timeout_ms: 10_000,
+            body_stall_ms: 30_000,
             parser: Limits::default(),
         }
     }
@@ -396,6 +403,10 @@ struct Conn {
     connect_deadline: Option<u64>,
     sessions: Vec<String>,
     closing: bool,
+    /// When bytes last arrived.
+    last_rx: u64,
+    /// A stall timer is armed.
+    stall_armed: bool,
 }
 
 impl Conn {
@@ -427,6 +438,8 @@ impl Conn {
             connect_deadline: None,
             sessions: Vec::new(),
             closing: false,
+            last_rx: 0,
+            stall_armed: false,
         }
     }
 }
@@ -446,6 +459,7 @@ enum Timer {
     Connect(ConnId),
     Tx(ConnId, String),
     Session(String),
+    Stall(ConnId),
 }
 
 /// Which way a request travels through us.
@@ -697,6 +711,7 @@ impl Relay {
             return;
         }
         c.inbuf.extend_from_slice(data);
+        c.last_rx = now;
         self.pump(conn);
         self.run();
     }
@@ -797,6 +812,34 @@ impl Relay {
                         .is_some_and(|c| c.connect_deadline == Some(at));
                     if expired {
                         self.drop_conn(id, "connect timed out", true);
+                    }
+                }
+                Timer::Stall(id) => {
+                    let stall = self.config.limits.body_stall_ms;
+                    let state = self
+                        .conns
+                        .get(&id)
+                        .map(|c| (matches!(c.rx, Rx::Forward(_)), c.last_rx));
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.stall_armed = false;
+                    }
+                    match state {
+                        Some((true, last)) if self.body_blocked(id) || last + stall > now => {
+                            // Held back by backpressure, or bytes came since: look again later.
+                            let at = now.max(last) + stall;
+                            self.arm_stall(id, at);
+                        }
+                        Some((true, _)) => {
+                            self.event(RelayEvent::Rejected {
+                                conn: id,
+                                status: 0,
+                                reason: format!(
+                                    "stalled for {stall} ms in the middle of a message"
+                                ),
+                            });
+                            self.drop_conn(id, "stalled in the middle of a message", true);
+                        }
+                        _ => {}
                     }
                 }
                 Timer::Session(sid) => {
@@ -937,6 +980,15 @@ impl Relay {
             Rx::Discard(self.response_for(meta, StatusCode::OK).map(Box::new))
         } else {
             Rx::Discard(None)
+        }
+    }
+
+    fn arm_stall(&mut self, id: ConnId, at: u64) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            if !c.stall_armed {
+                c.stall_armed = true;
+                self.timer(at, Timer::Stall(id));
+            }
         }
     }
 
@@ -1645,6 +1697,9 @@ impl Relay {
         if let Some(c) = self.conns.get_mut(&id) {
             c.rx = Rx::Forward(Box::new(f));
         }
+        // A sender that stops mid-body would hold the target forever.
+        let at = self.now + self.config.limits.body_stall_ms;
+        self.arm_stall(id, at);
     }
 
     fn on_auth(&mut self, id: ConnId, head: &MessageHead, addressed: &MsrpUri) {

@@ -1094,3 +1094,64 @@ fn issued_session_ids_are_distinct() {
         assert!(seen.insert(r.head.get("Use-Path").unwrap().to_string()));
     }
 }
+
+#[test]
+fn a_sender_stalled_mid_body_is_closed_and_the_target_freed() {
+    let (mut w, a, b, ua, ub) = one_relay();
+    let carol = "msrp://carol.example.com:9003/c1;tcp";
+    let m1 = send_msg(
+        "one1",
+        &[ua.clone(), ub.clone(), BOB.into()],
+        ALICE,
+        &[b'1'; 3000],
+        None,
+    )
+    .encode()
+    .unwrap();
+    w.send(a, &m1[..1500]);
+    w.advance_time(29_000);
+    assert!(!w.clients[a].closed);
+    // Carol's message waits behind Alice's half-sent one.
+    let c = w.connect(0, false);
+    w.send_msg(
+        c,
+        &send_msg("two2", &[ub.clone(), BOB.into()], carol, b"hi", None),
+    );
+    // Alice sends nothing for 30 s: closed; her chunk ends with '#' at Bob; Carol's goes on.
+    w.advance_time(1_500);
+    assert!(w.clients[a].closed);
+    let got = w.take(b);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].continuation, Continuation::Abort);
+    assert_eq!(got[1].body.as_deref(), Some(&b"hi"[..]));
+}
+
+#[test]
+fn a_sender_held_back_by_backpressure_is_not_a_stall() {
+    let mut w = World::new();
+    w.add_relay(relay(R1, 7001, 7101, 1, |c| {
+        c.limits.max_pending_bytes = 4096
+    }));
+    let a = w.connect(0, false);
+    let b = w.connect(0, false);
+    let ua = authenticate(&mut w, a, &[&r1_uri()], ALICE, "alice", "alice-pw", None)
+        .head
+        .get("Use-Path")
+        .unwrap()
+        .to_string();
+    let ub = authenticate(&mut w, b, &[&r1_uri()], BOB, "bob", "bob-pw", None)
+        .head
+        .get("Use-Path")
+        .unwrap()
+        .to_string();
+    let wire = send_msg("big1", &[ua, ub, BOB.into()], ALICE, &[b'z'; 50_000], None)
+        .encode()
+        .unwrap();
+    w.clients[b].paused = true;
+    w.send(a, &wire);
+    w.advance_time(120_000);
+    assert!(!w.clients[a].closed);
+    w.clients[b].paused = false;
+    w.drive();
+    assert_eq!(w.take_one(b).body.map(|v| v.len()), Some(50_000));
+}
