@@ -385,7 +385,7 @@ impl Negotiated {
                 // RFC 6135 §5: behind a NAT, a passive UA is reached only through a relay.
                 Some(w) => format!(
                     "peer did not connect within {t} s: NAT traversal needs an MSRP relay \
-                     (use --relay), or a peer that connects to us cannot get through; {w}"
+                     (RFC 4976): a peer that connects to us cannot get through; {w}"
                 ),
                 None => format!(
                     "peer did not connect within {t} s; {}, so it should have (we listened on {})",

@@ -195,7 +195,7 @@ const AUTO: &[&str] = &[
     "--stun",
     STUN,
     "--stun-rto-ms",
-    "100",
+    "20",
 ];
 
 fn setup_of(sdp: &str) -> Option<&str> {
