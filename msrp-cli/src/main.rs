@@ -9,6 +9,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod nat_check;
 mod parse;
 mod relay;
@@ -31,6 +32,9 @@ struct Cli {
 enum Command {
     /// Print the version.
     Version,
+    /// Show the stack in one process: two endpoints on loopback negotiate with SDP (one
+    /// behind a NAT, so RFC 6135 COMEDIA decides who connects), chat, and transfer a file.
+    Demo(demo::DemoArgs),
     /// Discover NAT mapping and filtering behaviour with STUN (RFC 5780) and say which
     /// a=setup value to offer (RFC 6135 §4.2.2).
     NatCheck(nat_check::NatCheckArgs),
@@ -76,6 +80,7 @@ fn main() {
             println!("msrp {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        Command::Demo(args) => demo::run(args),
         Command::NatCheck(args) => nat_check::run(args),
         Command::Parse(args) => parse::run(args),
         Command::Sdp(args) => sdp::run(*args),
