@@ -463,6 +463,8 @@ fn rfc4975_offer_to_an_inside_ua_fails_and_says_a_relay_is_needed() {
     let si = inside.wait(LIMIT);
     let so = outside.wait(LIMIT);
     let err = inside.stderr();
+    // Shown with --nocapture: what a user sees.
+    eprintln!("inside UA stderr:\n{err}");
     assert!(!si.success(), "inside must fail\n{err}");
     assert!(!so.success(), "outside must fail\n{}", outside.stderr());
     // The inside UA says clearly why: a relay is needed.
