@@ -1552,7 +1552,8 @@ mod tests {
     fn rfc7616_3_9_2_userhash_hashes_username_with_realm() {
         // RFC 7616 §3.4.4: username = H(unq(username) ":" unq(realm)). We check the rule with
         // SHA-512-256 against an independent computation rather than the printed example
-        // values (the published §3.9.2 values are subject to errata).
+        // values: the published §3.9.2 userhash (488869...) and response (ae66e6...) do not
+        // match a direct computation of the formulas (also checked with Python's hashlib).
         let ch = Challenge::parse(
             "Digest realm=\"api@example.org\", qop=\"auth\", algorithm=SHA-512-256, \
              nonce=\"5TsQWLVdgBdmrQ0XsxbDODV+57QdFR34I9HAbC/RVvkK\", charset=UTF-8, userhash=true",
