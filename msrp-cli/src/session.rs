@@ -35,7 +35,8 @@ use msrp::proto::sdp::{
     Side, Warning,
 };
 use msrp::sink::SequentialWriter;
-use msrp::{MsrpEndpoint, MsrpSession, Options, Reports, SessionNotice};
+use msrp::tls::{load_ca_file, native_roots, TlsIdentity};
+use msrp::{MsrpEndpoint, MsrpSession, Options, Reports, SessionNotice, TlsTransport};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -147,6 +148,37 @@ pub struct SessionArgs {
     /// Largest chunk body we send, in octets.
     #[arg(long, value_name = "OCTETS", default_value_t = 64 * 1024)]
     chunk_size: usize,
+    /// MSRP over TLS (`TCP/TLS/MSRP`, `msrps:`, RFC 4975 §14): our SDP carries our
+    /// certificate's a=fingerprint; the active side is the TLS client (RFC 6135 §4.3) and
+    /// pins the peer's a=fingerprint. Without --cert a self-signed certificate is generated.
+    #[arg(long)]
+    tls: bool,
+    /// Our certificate chain (PEM, end-entity first), with --key; implies --tls.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<PathBuf>,
+    /// The private key of --cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<PathBuf>,
+    /// CA certificates (PEM) for verifying a peer whose SDP has no a=fingerprint (for
+    /// example a relay, RFC 6135 §4.3), with the host name of its URI; implies --tls.
+    /// Without it the system roots are used when there are any.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+}
+
+/// The TLS transport of `--tls`/`--cert`/`--key`/`--ca`.
+fn tls_transport(args: &SessionArgs, timeout: Duration) -> anyhow::Result<TlsTransport> {
+    let identity = match (&args.cert, &args.key) {
+        (Some(c), Some(k)) => {
+            TlsIdentity::from_pem_files(c, k).map_err(|e| anyhow!("--cert/--key: {e}"))?
+        }
+        _ => TlsIdentity::generate().map_err(|e| anyhow!("generating a certificate: {e}"))?,
+    };
+    let roots = match &args.ca {
+        Some(f) => Some(Arc::new(load_ca_file(f).map_err(|e| anyhow!("--ca: {e}"))?)),
+        None => native_roots().ok().map(Arc::new),
+    };
+    Ok(TlsTransport::new(identity, roots).with_handshake_timeout(timeout))
 }
 
 /// Runs `msrp offer` (`side` = offerer) or `msrp answer`.
@@ -166,6 +198,7 @@ pub fn run(side: Side, args: SessionArgs, verbose: u8) -> anyhow::Result<()> {
 }
 
 /// Output: JSON events or human-readable lines.
+#[derive(Clone, Copy)]
 struct Out {
     json: bool,
     verbose: u8,
@@ -424,6 +457,7 @@ impl Negotiated {
             "remote_uri": p.remote_uri.to_string(),
             "tls": p.tls,
             "tls_role": p.tls_role.map(|r| r.as_str()),
+            "peer_fingerprint": p.peer_fingerprints.first().map(|f| f.to_string()),
             "warnings": p.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
         })
     }
@@ -478,7 +512,15 @@ async fn run_async(side: Side, args: SessionArgs, verbose: u8) -> anyhow::Result
     }
     let mut stdin = (is_dash(&args.remote_sdp) || interactive).then(spawn_stdin);
 
-    let mut opts = Options::new(args.listen);
+    let tls = if args.tls || args.cert.is_some() || args.ca.is_some() {
+        Some(Arc::new(tls_transport(&args, timeout)?))
+    } else {
+        None
+    };
+    let mut opts = match &tls {
+        Some(t) => Options::tls(args.listen, t.clone()),
+        None => Options::new(args.listen),
+    };
     opts.endpoint.connect_timeout = timeout;
     opts.endpoint.bind_timeout = timeout;
     opts.session.transaction_timeout = timeout;
@@ -499,6 +541,33 @@ async fn run_async(side: Side, args: SessionArgs, verbose: u8) -> anyhow::Result
     let ep = MsrpEndpoint::bind(opts)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
+    if let Some(t) = &tls {
+        // A passive endpoint that refuses a connection keeps listening (the transport drops
+        // it before it reaches the session); say what happened.
+        let mut refusals = t.refusals();
+        tokio::spawn(async move {
+            loop {
+                match refusals.recv().await {
+                    Ok(r) => {
+                        let who = r
+                            .peer
+                            .map(|p| format!("from {p}"))
+                            .or(r.to.as_ref().map(|t| format!("to {t}")))
+                            .unwrap_or_default();
+                        out.event(json!({
+                            "event": "refused",
+                            "peer": r.peer.map(|p| p.to_string()),
+                            "to": r.to.as_ref(),
+                            "reason": r.error.to_string(),
+                        }));
+                        eprintln!("msrp: TLS connection {who} refused: {}", r.error);
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                }
+            }
+        });
+    }
     let mut cfg = ep.local_config();
     cfg.reachability = match args.reachability {
         ReachabilityArg::Reachable => Reachability::Reachable,
