@@ -302,80 +302,81 @@ pub(crate) fn is_common_form(b: &[u8]) -> bool {
 }
 
 /// Length of the common-form URI at the start of `b`, which must end there or at a space
-/// (as in a path header); `None` if it is not in the common form.
+/// (as in a path header); `None` if it is not in the common form. One pass, no search.
 pub(crate) fn common_form_len(b: &[u8]) -> Option<usize> {
-    let end = memchr::memchr(b' ', b).unwrap_or(b.len());
-    let u = &b[..end];
-    if end <= MAX_URI_LEN && common_form(u) {
-        Some(end)
-    } else {
-        None
-    }
-}
-
-fn common_form(b: &[u8]) -> bool {
     const CASE: u64 = 0x2020_2020_2020_2020;
     if b.len() < 8 {
-        return false;
+        return None;
     }
     let mut w = [0u8; 8];
     w.copy_from_slice(&b[..8]);
     // "msrp://" or "msrps://", case-insensitively (`| 0x20` folds the letters; ':' and '/'
     // are unaffected, and a byte that folds onto them is rejected by the exact checks below)
     let w = u64::from_le_bytes(w) | CASE;
-    let rest = if w == u64::from_le_bytes(*b"msrps://") && b[5..8] == *b"://" {
-        &b[8..]
+    let mut i = if w == u64::from_le_bytes(*b"msrps://") && b[5..8] == *b"://" {
+        8
     } else if w & 0x00FF_FFFF_FFFF_FFFF == u64::from_le_bytes(*b"msrp://\0") & 0x00FF_FFFF_FFFF_FFFF
         && b[4..7] == *b"://"
     {
-        &b[7..]
+        7
     } else {
-        return false;
+        return None;
     };
     // host
-    let mut i = 0;
-    let mut seen = 0u8;
-    while i < rest.len() && URI_CLASS[rest[i] as usize] & HOST != 0 {
-        seen |= URI_CLASS[rest[i] as usize];
+    let host = i;
+    while i < b.len() && URI_CLASS[b[i] as usize] & HOST != 0 {
         i += 1;
     }
-    // not all digits and dots (that could be an IPv4 literal: full parser)
-    if i == 0 || seen & NOT_V4 == 0 {
-        return false;
+    // not all digits and dots (that could be an IPv4 literal: full parser); looking from the
+    // end, where a name's last label usually has a letter at once
+    if i == host
+        || !b[host..i]
+            .iter()
+            .rev()
+            .any(|&c| URI_CLASS[c as usize] & NOT_V4 != 0)
+    {
+        return None;
     }
     // port
-    if rest.get(i) == Some(&b':') {
+    if b.get(i) == Some(&b':') {
         let start = i + 1;
         let mut port: u32 = 0;
         i = start;
-        while i < rest.len() && rest[i].is_ascii_digit() {
-            port = port * 10 + u32::from(rest[i] - b'0');
+        while i < b.len() && b[i].is_ascii_digit() {
+            port = port * 10 + u32::from(b[i] - b'0');
             i += 1;
             if i - start > 5 {
-                return false;
+                return None;
             }
         }
         if i == start || port > 65535 {
-            return false;
+            return None;
         }
     }
     // session id
-    if rest.get(i) == Some(&b'/') {
+    if b.get(i) == Some(&b'/') {
         let start = i + 1;
         i = start;
-        while i < rest.len() && URI_CLASS[rest[i] as usize] & SESSION != 0 {
+        while i < b.len() && URI_CLASS[b[i] as usize] & SESSION != 0 {
             i += 1;
         }
         if i == start {
-            return false;
+            return None;
         }
     }
-    // transport, and nothing after it
-    if rest.get(i) != Some(&b';') {
-        return false;
+    // transport, and nothing after it but the end or a space
+    if b.get(i) != Some(&b';') {
+        return None;
     }
-    let t = &rest[i + 1..];
-    !t.is_empty() && t.iter().all(u8::is_ascii_alphanumeric)
+    i += 1;
+    let t = i;
+    while i < b.len() && b[i].is_ascii_alphanumeric() {
+        i += 1;
+    }
+    if i == t || i > MAX_URI_LEN || (i < b.len() && b[i] != b' ') {
+        return None;
+    }
+    Some(i)
 }
 
 const HOST: u8 = 1;

@@ -64,34 +64,30 @@ impl HeaderKind {
     pub fn from_name(name: &[u8]) -> HeaderKind {
         // One comparison for the known names: dispatch on length and first letter.
         let first = name.first().map_or(0, u8::to_ascii_lowercase);
-        let (kind, canonical) = match (name.len(), first) {
-            (6, b's') => (HeaderKind::Status, "Status"),
-            (7, b't') => (HeaderKind::ToPath, "To-Path"),
-            (7, b'e') => (HeaderKind::Expires, "Expires"),
-            (8, b'u') => (HeaderKind::UsePath, "Use-Path"),
-            (9, b'f') => (HeaderKind::FromPath, "From-Path"),
-            (10, b'm') => (HeaderKind::MessageId, "Message-ID"),
-            (10, b'b') => (HeaderKind::ByteRange, "Byte-Range"),
-            (10, b'c') => (HeaderKind::ContentId, "Content-ID"),
-            (11, b'm') if name[1].eq_ignore_ascii_case(&b'i') => {
-                (HeaderKind::MinExpires, "Min-Expires")
-            }
-            (11, b'm') => (HeaderKind::MaxExpires, "Max-Expires"),
-            (12, b'c') => (HeaderKind::ContentType, "Content-Type"),
-            (13, b'a') => (HeaderKind::Authorization, "Authorization"),
-            (14, b's') => (HeaderKind::SuccessReport, "Success-Report"),
-            (14, b'f') => (HeaderKind::FailureReport, "Failure-Report"),
-            (16, b'w') => (HeaderKind::WwwAuthenticate, "WWW-Authenticate"),
-            (19, b'c') if name[9].eq_ignore_ascii_case(&b'e') => {
-                (HeaderKind::ContentDescription, "Content-Description")
-            }
-            (19, b'c') => (HeaderKind::ContentDisposition, "Content-Disposition"),
-            (19, b'a') => (HeaderKind::AuthenticationInfo, "Authentication-Info"),
-            _ => (HeaderKind::Extension, ""),
+        let kind = match (name.len(), first) {
+            (6, b's') => HeaderKind::Status,
+            (7, b't') => HeaderKind::ToPath,
+            (7, b'e') => HeaderKind::Expires,
+            (8, b'u') => HeaderKind::UsePath,
+            (9, b'f') => HeaderKind::FromPath,
+            (10, b'm') => HeaderKind::MessageId,
+            (10, b'b') => HeaderKind::ByteRange,
+            (10, b'c') => HeaderKind::ContentId,
+            (11, b'm') if name[1].eq_ignore_ascii_case(&b'i') => HeaderKind::MinExpires,
+            (11, b'm') => HeaderKind::MaxExpires,
+            (12, b'c') => HeaderKind::ContentType,
+            (13, b'a') => HeaderKind::Authorization,
+            (14, b's') => HeaderKind::SuccessReport,
+            (14, b'f') => HeaderKind::FailureReport,
+            (16, b'w') => HeaderKind::WwwAuthenticate,
+            (19, b'c') if name[9].eq_ignore_ascii_case(&b'e') => HeaderKind::ContentDescription,
+            (19, b'c') => HeaderKind::ContentDisposition,
+            (19, b'a') => HeaderKind::AuthenticationInfo,
+            _ => HeaderKind::Extension,
         };
-        if kind != HeaderKind::Extension && eq_name(name, canonical.as_bytes()) {
+        if kind != HeaderKind::Extension && eq_name(name, kind) {
             kind
-        } else if name.len() > 8 && eq_name(&name[..8], b"Content-") {
+        } else if name.len() > 8 && eq_canon(name, &CONTENT_PREFIX) {
             HeaderKind::OtherMime
         } else {
             HeaderKind::Extension
@@ -156,15 +152,139 @@ impl HeaderKind {
     }
 }
 
-/// Case-insensitive comparison of `name` with a canonical header name made only of letters
-/// and `-`: `a | 0x20 == b | 0x20` is exact for letters, and for `-` admits only `-` and CR,
-/// which is excluded.
-fn eq_name(name: &[u8], canonical: &[u8]) -> bool {
-    name.len() == canonical.len()
-        && name
-            .iter()
-            .zip(canonical)
-            .all(|(&a, &b)| a | 0x20 == b | 0x20 && a != b'\r')
+/// A canonical header name prepared for word-at-a-time comparison: its bytes lowercased and
+/// a fold mask with 0x20 at letters and 0 elsewhere (only `-` here), both in little-endian
+/// 8-byte words, zero-padded.
+struct Canon {
+    len: usize,
+    lower: [u64; 3],
+    fold: [u64; 3],
+}
+
+const fn canon(name: &str) -> Canon {
+    let b = name.as_bytes();
+    let mut lower = [0u64; 3];
+    let mut fold = [0u64; 3];
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let f: u64 = if c.is_ascii_alphabetic() { 0x20 } else { 0 };
+        lower[i / 8] |= ((c as u64) | f) << (8 * (i % 8));
+        fold[i / 8] |= f << (8 * (i % 8));
+        i += 1;
+    }
+    Canon {
+        len: b.len(),
+        lower,
+        fold,
+    }
+}
+
+/// Indexed by `HeaderKind as usize`; the catch-alls have length 0 and never match.
+static CANON: [Canon; 20] = [
+    canon("To-Path"),
+    canon("From-Path"),
+    canon("Message-ID"),
+    canon("Success-Report"),
+    canon("Failure-Report"),
+    canon("Byte-Range"),
+    canon("Status"),
+    canon("Content-Type"),
+    canon("Content-ID"),
+    canon("Content-Description"),
+    canon("Content-Disposition"),
+    canon(""),
+    canon("Use-Path"),
+    canon("WWW-Authenticate"),
+    canon("Authorization"),
+    canon("Authentication-Info"),
+    canon("Expires"),
+    canon("Min-Expires"),
+    canon("Max-Expires"),
+    canon(""),
+];
+
+static CONTENT_PREFIX: Canon = canon("Content-");
+
+/// `n` (1 to 8) bytes of `b` from `i` as a little-endian word, zero-padded. `b` may go on
+/// beyond them (then one 8-byte load and a mask).
+#[inline]
+fn load(b: &[u8], i: usize, n: usize) -> u64 {
+    if let Some(w) = b.get(i..i + 8) {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        let w = u64::from_le_bytes(a);
+        if n >= 8 {
+            w
+        } else {
+            w & ((1u64 << (8 * n)) - 1)
+        }
+    } else {
+        let mut a = [0u8; 8];
+        a[..n].copy_from_slice(&b[i..i + n]);
+        u64::from_le_bytes(a)
+    }
+}
+
+/// True when `b[..c.len]` equals the canonical name case-insensitively (`b` may be longer).
+/// Exact: a letter position accepts only that letter in either case (`x | 0x20` is the
+/// lowercase letter only for the two letters), and any other position only the same byte.
+#[inline]
+fn eq_canon(b: &[u8], c: &Canon) -> bool {
+    if b.len() < c.len || c.len == 0 {
+        return false;
+    }
+    let mut i = 0;
+    let mut k = 0;
+    while i < c.len {
+        let n = (c.len - i).min(8);
+        if load(b, i, n) | c.fold[k] != c.lower[k] {
+            return false;
+        }
+        i += 8;
+        k += 1;
+    }
+    true
+}
+
+/// True when `name` is exactly the canonical name of `kind`, case-insensitively.
+fn eq_name(name: &[u8], kind: HeaderKind) -> bool {
+    let c = &CANON[kind as usize];
+    name.len() == c.len && eq_canon(name, c)
+}
+
+/// Fast path of the parser: if `line` starts with a known header name followed by `:`,
+/// its kind and the colon's index. The name is then `ALPHA *token` (RFC 4975 §9 `hname`)
+/// and [`HeaderKind::from_name`] of it gives the same kind; `None` means "use the general
+/// path", not "invalid".
+#[inline]
+pub(crate) fn known_header(line: &[u8]) -> Option<(HeaderKind, usize)> {
+    use HeaderKind as K;
+    let candidates: &[HeaderKind] = match line.first()? | 0x20 {
+        b't' => &[K::ToPath],
+        b'f' => &[K::FromPath, K::FailureReport],
+        b'm' => &[K::MessageId, K::MinExpires, K::MaxExpires],
+        b'b' => &[K::ByteRange],
+        b'c' => &[
+            K::ContentType,
+            K::ContentId,
+            K::ContentDescription,
+            K::ContentDisposition,
+        ],
+        b's' => &[K::Status, K::SuccessReport],
+        b'u' => &[K::UsePath],
+        b'w' => &[K::WwwAuthenticate],
+        b'a' => &[K::Authorization, K::AuthenticationInfo],
+        b'e' => &[K::Expires],
+        _ => return None,
+    };
+    for &k in candidates {
+        let c = &CANON[k as usize];
+        if line.get(c.len) == Some(&b':') && eq_canon(line, c) {
+            return Some((k, c.len));
+        }
+    }
+    None
 }
 
 impl fmt::Display for HeaderKind {
@@ -644,6 +764,88 @@ mod tests {
         ] {
             let n = k.canonical_name().unwrap();
             assert_eq!(HeaderKind::from_name(n.as_bytes()), k);
+        }
+    }
+
+    /// The parser's word-at-a-time fast path must agree with the general path (token scan
+    /// to the colon, then `from_name`) on every line, known name or not.
+    #[test]
+    fn known_header_agrees_with_the_general_path() {
+        let general = |line: &[u8]| {
+            let colon = line.iter().position(|&c| !is_token_byte(c))?;
+            (line[colon] == b':' && line[0].is_ascii_alphabetic())
+                .then(|| (HeaderKind::from_name(&line[..colon]), colon))
+        };
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for k in (0..20).map(|i| CANON_KINDS[i]) {
+            let Some(n) = k.canonical_name() else {
+                continue;
+            };
+            for v in [n.to_string(), n.to_lowercase(), n.to_uppercase()] {
+                lines.push(format!("{v}: x").into_bytes());
+                lines.push(format!("{v}:").into_bytes());
+                lines.push(format!("{v}x: y").into_bytes());
+                lines.push(format!("{v} : y").into_bytes());
+                lines.push(v.clone().into_bytes());
+                lines.push(v[..v.len() - 1].as_bytes().to_vec());
+                // every single-byte change of the name, including the bytes that fold
+                // onto '-' or a letter under `| 0x20` (CR, 0x0e, '@', '[' ...)
+                for i in 0..v.len() {
+                    for b in [0x0d, 0x0e, b'@', b'[', b'`', b'{', b'_', b'.', b'0'] {
+                        let mut l = format!("{v}: x").into_bytes();
+                        l[i] = b;
+                        lines.push(l);
+                    }
+                }
+            }
+        }
+        lines.push(b"Content-Foo: x".to_vec());
+        lines.push(b"X-Thing: x".to_vec());
+        lines.push(b": x".to_vec());
+        lines.push(b"".to_vec());
+        for l in &lines {
+            if let Some(fast) = known_header(l) {
+                assert_eq!(Some(fast), general(l), "{:?}", String::from_utf8_lossy(l));
+                assert!(fast.0.canonical_name().is_some());
+            } else if let Some((k, _)) = general(l) {
+                assert!(
+                    k.canonical_name().is_none(),
+                    "fast path missed {:?}",
+                    String::from_utf8_lossy(l)
+                );
+            }
+        }
+    }
+
+    const CANON_KINDS: [HeaderKind; 20] = [
+        HeaderKind::ToPath,
+        HeaderKind::FromPath,
+        HeaderKind::MessageId,
+        HeaderKind::SuccessReport,
+        HeaderKind::FailureReport,
+        HeaderKind::ByteRange,
+        HeaderKind::Status,
+        HeaderKind::ContentType,
+        HeaderKind::ContentId,
+        HeaderKind::ContentDescription,
+        HeaderKind::ContentDisposition,
+        HeaderKind::OtherMime,
+        HeaderKind::UsePath,
+        HeaderKind::WwwAuthenticate,
+        HeaderKind::Authorization,
+        HeaderKind::AuthenticationInfo,
+        HeaderKind::Expires,
+        HeaderKind::MinExpires,
+        HeaderKind::MaxExpires,
+        HeaderKind::Extension,
+    ];
+
+    /// `CANON` is indexed by `HeaderKind as usize`.
+    #[test]
+    fn canon_table_matches_the_enum() {
+        for (i, k) in CANON_KINDS.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+            assert_eq!(CANON[i].len, k.canonical_name().map_or(0, str::len));
         }
     }
 

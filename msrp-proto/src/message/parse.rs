@@ -377,14 +377,21 @@ impl Parser {
     /// too).
     fn parse_header_line(&mut self, line: &[u8], at: usize) -> Result<(), Local> {
         // The line's bytes were checked by scan_line. RFC 4975 §9: hname = ALPHA *token.
-        let mut colon = 0;
-        while colon < line.len() && header::is_token_byte(line[colon]) {
-            colon += 1;
-        }
-        if colon == line.len() || line[colon] != b':' || !line[0].is_ascii_alphabetic() {
-            return Err((at, bad_header_line(line)));
-        }
-        let name = &line[..colon];
+        // Known names are recognised (and so checked) word-at-a-time; others by the general
+        // scan and classification.
+        let (kind, colon) = match header::known_header(line) {
+            Some(k) => k,
+            None => {
+                let mut colon = 0;
+                while colon < line.len() && header::is_token_byte(line[colon]) {
+                    colon += 1;
+                }
+                if colon == line.len() || line[colon] != b':' || !line[0].is_ascii_alphabetic() {
+                    return Err((at, bad_header_line(line)));
+                }
+                (HeaderKind::from_name(&line[..colon]), colon)
+            }
+        };
         // RFC 4975 §9: hname ":" SP hval. The value is everything after that one SP (which
         // we also accept missing); further whitespace belongs to the value.
         let mut vs = colon + 1;
@@ -392,7 +399,6 @@ impl Parser {
             vs += 1;
         }
         let value = &line[vs..];
-        let kind = HeaderKind::from_name(name);
         self.checker.add(kind).map_err(|e| (at, e))?;
         header::check_value(kind, value, &self.limits).map_err(|e| (at + vs, e))?;
         self.entries.push(Entry {
@@ -600,7 +606,11 @@ fn scan_line(buf: &[u8], mut i: usize, limit: usize) -> LineScan {
             let ctl = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
             let x = w ^ (ONES * 0x7f);
             let del = x.wrapping_sub(ONES) & !x & HIGH;
-            if ctl | del != 0 {
+            let m = ctl | del;
+            if m != 0 {
+                // The lowest flagged byte is exact (borrows only run upwards from a byte
+                // that really is below 0x20 or 0x7f): go straight to it.
+                i += (m.trailing_zeros() / 8) as usize;
                 break;
             }
             i += 8;
