@@ -57,15 +57,7 @@ const END_PREFIX: &[u8] = b"\r\n-------";
 /// ones (typical small bodies), where setting up the vectorised search costs more than it saves.
 fn find_end_prefix(hay: &[u8]) -> Option<usize> {
     if hay.len() < 64 {
-        let mut i = 0;
-        while let Some(k) = memchr::memchr(b'\r', &hay[i..]) {
-            let m = i + k;
-            if hay[m..].starts_with(END_PREFIX) {
-                return Some(m);
-            }
-            i = m + 1;
-        }
-        return None;
+        return (0..hay.len()).find(|&m| hay[m] == b'\r' && hay[m..].starts_with(END_PREFIX));
     }
     static F: OnceLock<Finder<'static>> = OnceLock::new();
     F.get_or_init(|| Finder::new(END_PREFIX)).find(hay)
@@ -331,7 +323,8 @@ impl Parser {
             return Err((0, MessageError::NotMsrp));
         }
         let rest = &line[5..];
-        let Some(sp) = memchr::memchr(b' ', rest) else {
+        // The id is short (at most 32 bytes): a plain loop beats a vectorised search.
+        let Some(sp) = rest.iter().position(|&c| c == b' ') else {
             return Err((line.len(), MessageError::MalformedStartLine));
         };
         let tid = &rest[..sp];
@@ -360,10 +353,14 @@ impl Parser {
             }
         } else {
             // RFC 4975 §9: method = 1*UPALPHA; lower case is not a method.
-            let m = std::str::from_utf8(after)
-                .ok()
-                .and_then(Method::parse)
-                .ok_or((at, MessageError::InvalidMethod))?;
+            let m = if after == b"SEND" {
+                Method::Send
+            } else {
+                std::str::from_utf8(after)
+                    .ok()
+                    .and_then(Method::parse)
+                    .ok_or((at, MessageError::InvalidMethod))?
+            };
             Start::Request(m)
         };
         self.tid[..tid.len()].copy_from_slice(tid);

@@ -89,6 +89,15 @@ impl ByteRange {
 
     /// Parses the header value from bytes.
     pub fn parse_bytes(s: &[u8]) -> Result<Self, ByteRangeError> {
+        if let Some((start, end, total)) = parse_fast(s) {
+            return ByteRange::new(start, end, total);
+        }
+        Self::parse_general(s)
+    }
+
+    /// The general path: every malformed value, with its specific error.
+    #[cold]
+    fn parse_general(s: &[u8]) -> Result<Self, ByteRangeError> {
         let dash = memchr::memchr(b'-', s).ok_or(ByteRangeError::Syntax)?;
         let (start, rest) = (&s[..dash], &s[dash + 1..]);
         let slash = memchr::memchr(b'/', rest).ok_or(ByteRangeError::Syntax)?;
@@ -98,6 +107,45 @@ impl ByteRange {
         let total = parse_num_or_star(total)?;
         ByteRange::new(start, end, total)
     }
+}
+
+/// One pass over a well-formed value with numbers of at most 19 digits (which cannot
+/// overflow a u64); `None` sends anything else to the general path, which names the error.
+#[inline]
+fn parse_fast(s: &[u8]) -> Option<(u64, Option<u64>, Option<u64>)> {
+    let (start, i) = fast_num(s, 0, false)?;
+    let start = start?;
+    if s.get(i) != Some(&b'-') {
+        return None;
+    }
+    let (end, i) = fast_num(s, i + 1, true)?;
+    if s.get(i) != Some(&b'/') {
+        return None;
+    }
+    let (total, i) = fast_num(s, i + 1, true)?;
+    (i == s.len()).then_some((start, end, total))
+}
+
+/// Digits from `i` (or `*` when `star`): the number (`None` for `*`) and where it stops.
+#[inline]
+fn fast_num(s: &[u8], mut i: usize, star: bool) -> Option<(Option<u64>, usize)> {
+    if star && s.get(i) == Some(&b'*') {
+        return Some((None, i + 1));
+    }
+    let from = i;
+    let mut n = 0u64;
+    while let Some(&c) = s.get(i) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        if i - from == 19 {
+            return None;
+        }
+        n = n * 10 + u64::from(d);
+        i += 1;
+    }
+    (i > from).then_some((Some(n), i))
 }
 
 fn parse_num(s: &[u8]) -> Result<u64, ByteRangeError> {
