@@ -787,7 +787,7 @@ mod tests {
                 lines.push(format!("{v}x: y").into_bytes());
                 lines.push(format!("{v} : y").into_bytes());
                 lines.push(v.clone().into_bytes());
-                lines.push(v[..v.len() - 1].as_bytes().to_vec());
+                lines.push(v.as_bytes()[..v.len() - 1].to_vec());
                 // every single-byte change of the name, including the bytes that fold
                 // onto '-' or a letter under `| 0x20` (CR, 0x0e, '@', '[' ...)
                 for i in 0..v.len() {
