@@ -147,12 +147,16 @@ pub fn same_target(a: &MsrpUri, b: &MsrpUri) -> bool {
     strip(a).equivalent(&strip(b))
 }
 
-/// Serialises a request of a session with its paths.
+/// Serialises a request of a session with its paths. With `body_out`, a SEND's body is
+/// moved there instead of being copied into `out`, and its end-line goes into `tail`: the
+/// wire bytes are then `out`, `body_out`, `tail` in that order (RFC 4975 §7.1).
 pub(crate) fn write_request(
-    req: &OutRequest,
+    req: &mut OutRequest,
     to_path: &[MsrpUri],
     from_path: &[MsrpUri],
     out: &mut Vec<u8>,
+    body_out: Option<&mut Vec<u8>>,
+    tail: &mut Vec<u8>,
 ) -> Result<(), MessageError> {
     match req {
         OutRequest::Send(c) => {
@@ -173,10 +177,18 @@ pub(crate) fn write_request(
                 head.push_content_type(ct)?;
             }
             head.check_complete(c.content_type.is_some())?;
-            out.reserve(head.as_str().len() + c.body.len() + 32);
+            let inline = if body_out.is_some() { 0 } else { c.body.len() };
+            out.reserve(head.as_str().len() + inline + 32);
             write_head(&head, out);
             if c.content_type.is_some() {
                 write_body_start(out);
+                if let Some(body) = body_out {
+                    // The body goes out as its own buffer (no copy): the caller writes `out`,
+                    // then the body, then `tail`.
+                    *body = std::mem::take(&mut c.body);
+                    write_end_line(&c.transaction_id, true, c.flag, tail);
+                    return Ok(());
+                }
                 out.extend_from_slice(&c.body);
             }
             write_end_line(&c.transaction_id, c.content_type.is_some(), c.flag, out);

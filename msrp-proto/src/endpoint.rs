@@ -247,6 +247,30 @@ pub struct Transmit {
     pub data: Vec<u8>,
 }
 
+/// Bytes for one connection in three parts, written in order: `head`, `body`, `tail`. Only a
+/// SEND chunk has a `body` and `tail` (its end-line); the body is not copied on its way out.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TransmitParts {
+    /// The head (start line, headers, blank line) or a whole message without a body.
+    pub head: Vec<u8>,
+    /// The chunk body, moved out of the send buffer.
+    pub body: Vec<u8>,
+    /// The end-line after the body.
+    pub tail: Vec<u8>,
+}
+
+impl TransmitParts {
+    /// Total length.
+    pub fn len(&self) -> usize {
+        self.head.len() + self.body.len() + self.tail.len()
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Where a session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionState {
@@ -898,12 +922,32 @@ impl Endpoint {
     /// its sessions in turn (REPORTs, then one chunk). Call it only while the connection can
     /// take more, so that chunks are cut late and responses do not wait behind them.
     pub fn poll_transmit_on(&mut self, c: ConnectionHandle, now: Instant) -> Option<Vec<u8>> {
+        let mut parts = self.poll_transmit_parts(c, now)?;
+        if !parts.body.is_empty() || !parts.tail.is_empty() {
+            parts.head.reserve(parts.body.len() + parts.tail.len());
+            parts.head.extend_from_slice(&parts.body);
+            parts.head.extend_from_slice(&parts.tail);
+        }
+        Some(parts.head)
+    }
+
+    /// Like [`poll_transmit_on`](Self::poll_transmit_on), without copying a chunk's body:
+    /// the bytes to write are `head`, `body`, `tail` in that order (for a vectored write).
+    /// The body is the buffer the application handed in (see [`write_vec`](Self::write_vec)).
+    pub fn poll_transmit_parts(
+        &mut self,
+        c: ConnectionHandle,
+        now: Instant,
+    ) -> Option<TransmitParts> {
         let conn = self.conns.get_mut(&c)?;
         if conn.state != ConnectionState::Open {
             return None;
         }
         if !conn.control.is_empty() {
-            return Some(std::mem::take(&mut conn.control));
+            return Some(TransmitParts {
+                head: std::mem::take(&mut conn.control),
+                ..TransmitParts::default()
+            });
         }
         if conn.closing.is_some() {
             let reason = conn.closing.take().unwrap_or_default();
@@ -920,13 +964,20 @@ impl Endpoint {
             if e.state == SessionState::Waiting || !e.core.wants_to_send() {
                 continue;
             }
-            let Some(req) = e.core.poll_request(now, &mut *self.rng) else {
+            let Some(mut req) = e.core.poll_request(now, &mut *self.rng) else {
                 continue;
             };
             conn.rr = (conn.rr + i + 1) % n;
-            let mut out = Vec::new();
-            match write_request(&req, &e.params.remote_path, &e.params.local_path, &mut out) {
-                Ok(()) => return Some(out),
+            let mut p = TransmitParts::default();
+            match write_request(
+                &mut req,
+                &e.params.remote_path,
+                &e.params.local_path,
+                &mut p.head,
+                Some(&mut p.body),
+                &mut p.tail,
+            ) {
+                Ok(()) => return Some(p),
                 Err(err) => {
                     // Our own request does not serialise: a bug or bad local parameters.
                     self.end_session(

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use msrp::proto::sdp::SdpAnswer;
 use msrp::{MsrpEndpoint, MsrpSession, Options, Reports, SessionNotice};
 use tokio::io::AsyncReadExt;
@@ -119,4 +119,42 @@ criterion_group! {
         .measurement_time(Duration::from_secs(6));
     targets = bench
 }
-criterion_main!(benches);
+/// `SESSION_COPY_ONCE=<variant>:<n>` (variant `tcp`, `msrp_chunk_64k`, `msrp_chunk_256k`):
+/// runs `n` transfers of that variant and exits, without criterion, for instruction counts
+/// under `valgrind --tool=callgrind` (run with `n` = 0 and `n` = 2 and take the difference
+/// over 128 MiB; see docs/performance.md).
+fn once(spec: &str) {
+    let (variant, n) = spec.split_once(':').expect("variant:n");
+    let n: u32 = n.parse().expect("n");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        if variant == "tcp" {
+            for _ in 0..n {
+                common::tcp_copy(TOTAL).await;
+            }
+            return;
+        }
+        let chunk = match variant {
+            "msrp_chunk_64k" => 64 * 1024,
+            "msrp_chunk_256k" => 256 * 1024,
+            v => panic!("unknown variant {v}"),
+        };
+        let (_a, _b, mut sa, mut sb) = session_pair(chunk).await;
+        for _ in 0..n {
+            transfer(&mut sa, &mut sb, TOTAL).await;
+        }
+    });
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("SESSION_COPY_ONCE") {
+        once(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

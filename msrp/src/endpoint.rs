@@ -29,20 +29,20 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::io;
+use std::io::{self, IoSlice};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use rand::{RngCore, SeedableRng};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use msrp_proto::endpoint::{
     CloseReason, ConnectionHandle, Endpoint as Core, EndpointConfig, EndpointError, Event,
-    SessionHandle, SessionParams,
+    SessionHandle, SessionParams, TransmitParts,
 };
 use msrp_proto::message::{FailureReport, StatusCode};
 use msrp_proto::sdp::{
@@ -761,7 +761,7 @@ impl SessionSender {
 // ---- the driver ------------------------------------------------------------------------------
 
 struct ConnIo {
-    writer: mpsc::UnboundedSender<Vec<u8>>,
+    writer: mpsc::UnboundedSender<TransmitParts>,
     inflight: usize,
     reader: JoinHandle<()>,
 }
@@ -857,7 +857,7 @@ impl Driver {
                     .get(&c)
                     .is_some_and(|io| io.inflight < WRITE_WINDOW)
                 {
-                    let Some(data) = self.core.poll_transmit_on(c, now) else {
+                    let Some(data) = self.core.poll_transmit_parts(c, now) else {
                         break;
                     };
                     progress = true;
@@ -1199,12 +1199,12 @@ impl Driver {
                 }
             }
         });
-        let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (wtx, mut wrx) = mpsc::unbounded_channel::<TransmitParts>();
         let tx = self.in_tx.clone();
         let wrote = self.wrote_tx.clone();
         tokio::spawn(async move {
             while let Some(d) = wrx.recv().await {
-                if let Err(e) = wr.write_all(&d).await {
+                if let Err(e) = write_parts(&mut wr, &d).await {
                     let _ = tx
                         .send(Input::Closed(c, format!("write failed: {e}")))
                         .await;
@@ -1246,6 +1246,43 @@ impl Driver {
             }
         }
     }
+}
+
+/// Writes head, body and tail of one output with vectored writes (one system call for a
+/// whole chunk when the socket takes it), instead of joining them into one buffer first.
+async fn write_parts<W: AsyncWrite + Unpin>(wr: &mut W, p: &TransmitParts) -> io::Result<()> {
+    let parts = [&p.head[..], &p.body[..], &p.tail[..]];
+    let (mut part, mut off) = (0, 0);
+    while part < parts.len() {
+        if parts[part].len() == off {
+            part += 1;
+            off = 0;
+            continue;
+        }
+        let mut slices = [IoSlice::new(&[]), IoSlice::new(&[]), IoSlice::new(&[])];
+        slices[0] = IoSlice::new(&parts[part][off..]);
+        let mut k = 1;
+        for rest in &parts[part + 1..] {
+            slices[k] = IoSlice::new(rest);
+            k += 1;
+        }
+        let mut n = wr.write_vectored(&slices[..k]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 && part < parts.len() {
+            let left = parts[part].len() - off;
+            if n >= left {
+                n -= left;
+                part += 1;
+                off = 0;
+            } else {
+                off += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Reads until `buf` is full (its capacity) or the reader ends; returns the bytes read.
