@@ -333,6 +333,9 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     next_id: u64,
     tx_rr: usize,
+    /// The buffer being parsed in place by [`handle_input_bytes`](Self::handle_input_bytes):
+    /// body bytes delivered from it share it.
+    input_owner: Option<bytes::Bytes>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -357,6 +360,7 @@ impl Endpoint {
             events: VecDeque::new(),
             next_id: 1,
             tx_rr: 0,
+            input_owner: None,
         }
     }
 
@@ -746,6 +750,14 @@ impl Endpoint {
         );
     }
 
+    /// Bytes arrived on a connection, in a buffer the endpoint may keep: body bytes are
+    /// delivered ([`SessionEvent::IncomingData`]) as slices of it, without copying.
+    pub fn handle_input_bytes(&mut self, c: ConnectionHandle, data: bytes::Bytes, now: Instant) {
+        self.input_owner = Some(data.clone());
+        self.handle_input(c, &data, now);
+        self.input_owner = None;
+    }
+
     /// Bytes arrived on a connection.
     pub fn handle_input(&mut self, c: ConnectionHandle, data: &[u8], now: Instant) {
         let Some(conn) = self.conns.get_mut(&c) else {
@@ -1034,7 +1046,7 @@ impl Endpoint {
                 } = &mut conn.current
                 {
                     if let Some(e) = self.sessions.get_mut(session) {
-                        e.core.recv_body(cursor, data);
+                        e.core.recv_body_in(cursor, data, self.input_owner.as_ref());
                     }
                 }
             }

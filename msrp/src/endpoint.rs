@@ -191,8 +191,8 @@ pub enum SessionNotice {
         message_id: String,
         /// Offset.
         offset: u64,
-        /// Bytes.
-        data: Vec<u8>,
+        /// Bytes (shared with the buffer they were read into, not copied).
+        data: bytes::Bytes,
     },
     /// A message arrived completely.
     IncomingComplete {
@@ -1237,7 +1237,15 @@ impl Driver {
                 }
             }
             Input::Connected(c, Err(e)) => self.core.handle_connect_failed(c, &e.to_string()),
-            Input::Data(c, d) => self.core.handle_input(c, &d, Instant::now()),
+            Input::Data(c, mut d) => {
+                // Received body bytes are handed to the application as slices of this buffer:
+                // give a short read back its unused capacity so they do not keep it alive.
+                if d.len() < d.capacity() / 2 {
+                    d.shrink_to_fit();
+                }
+                self.core
+                    .handle_input_bytes(c, bytes::Bytes::from(d), Instant::now())
+            }
             Input::Closed(c, reason) => {
                 if let Some(io) = self.conns.remove(&c) {
                     io.reader.abort();

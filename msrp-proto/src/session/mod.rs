@@ -176,7 +176,7 @@ pub enum SessionEvent {
         /// Offset of `data[0]`.
         offset: u64,
         /// The bytes.
-        data: Vec<u8>,
+        data: bytes::Bytes,
     },
     /// All bytes of an incoming message arrived.
     IncomingComplete {
@@ -545,6 +545,12 @@ impl Session {
     /// Body bytes of the SEND being received.
     pub fn recv_body(&mut self, c: &mut RecvCursor, data: &[u8]) {
         self.receiver.body(c, data);
+    }
+
+    /// Like [`recv_body`](Self::recv_body), with `data` inside `owner`: delivered bytes share
+    /// that buffer instead of being copied.
+    pub fn recv_body_in(&mut self, c: &mut RecvCursor, data: &[u8], owner: Option<&bytes::Bytes>) {
+        self.receiver.body_in(c, data, owner);
     }
 
     /// The end-line of the SEND being received; returns the response status to send, if any.

@@ -6,6 +6,7 @@
 //! order, overlap (the application writes the later data over the earlier, RFC 4975 §7.3.1
 //! "the last chunk received SHOULD take precedence") or leave gaps that a later chunk fills.
 
+use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -194,8 +195,8 @@ pub enum RecvEffect {
         message_id: String,
         /// Offset of `data[0]` in the message.
         offset: u64,
-        /// The bytes.
-        data: Vec<u8>,
+        /// The bytes (a slice of the input buffer when it was handed in as `Bytes`).
+        data: Bytes,
     },
     /// Every byte of the message has arrived.
     Complete {
@@ -379,6 +380,12 @@ impl Receiver {
 
     /// Body bytes of the SEND being received.
     pub fn body(&mut self, c: &mut RecvCursor, data: &[u8]) {
+        self.body_in(c, data, None);
+    }
+
+    /// Like [`body`](Self::body); `data` lies inside `owner` (the buffer the bytes were read
+    /// into), so the delivered bytes can share it instead of being copied.
+    pub fn body_in(&mut self, c: &mut RecvCursor, data: &[u8], owner: Option<&Bytes>) {
         let at = c.offset + c.pos;
         c.pos += data.len() as u64;
         if c.verdict != Verdict::Deliver || data.is_empty() {
@@ -414,7 +421,7 @@ impl Receiver {
         self.effects.push(RecvEffect::Data {
             message_id: c.message_id.clone(),
             offset: at,
-            data: data[..n as usize].to_vec(),
+            data: share_or_copy(&data[..n as usize], owner),
         });
     }
 
@@ -595,6 +602,23 @@ pub fn respond(failure_report: FailureReport, status: StatusCode) -> Option<Stat
         FailureReport::Partial if !status.is_success() => Some(status),
         _ => None,
     }
+}
+
+/// The bytes of `data` as `Bytes`: a shared slice of `owner` when `data` lies in it and is
+/// a large enough part of it, else a copy. A small slice of a large buffer would keep the whole
+/// buffer alive, so the memory held by queued data is bounded by 8x its length.
+fn share_or_copy(data: &[u8], owner: Option<&Bytes>) -> Bytes {
+    match owner {
+        Some(o) if data.len().saturating_mul(8) >= o.len() && contains(o, data) => {
+            o.slice_ref(data)
+        }
+        _ => Bytes::copy_from_slice(data),
+    }
+}
+
+fn contains(owner: &[u8], data: &[u8]) -> bool {
+    let (o, d) = (owner.as_ptr_range(), data.as_ptr_range());
+    o.start <= d.start && d.end <= o.end
 }
 
 #[cfg(test)]
