@@ -30,10 +30,13 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use clap::{Args, ValueEnum};
 use msrp::proto::endpoint::CloseReason;
+use msrp::proto::relay::client::{RelayClientConfig, RelaySpec};
+use msrp::proto::relay::digest::Credentials;
 use msrp::proto::sdp::{
     AcceptType, ConnectionPlan, FileSelector, MsrpMedia, Reachability, Role, SdpAnswer, SdpOffer,
     Side, Warning,
 };
+use msrp::proto::uri::{MsrpUri, Scheme};
 use msrp::sink::SequentialWriter;
 use msrp::tls::{load_ca_file, native_roots, TlsIdentity};
 use msrp::{MsrpEndpoint, MsrpSession, Options, Reports, SessionNotice, TlsTransport};
@@ -164,6 +167,78 @@ pub struct SessionArgs {
     /// Without it the system roots are used when there are any.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
+    /// A relay acting for us (RFC 4976), e.g. `msrp://127.0.0.1:2855;tcp`; repeat for a
+    /// chain, the one we connect to first. We AUTH to each before creating our SDP, whose
+    /// a=path then starts with the relays' Use-Path, and the session runs over the connection
+    /// to the first relay whatever a=setup says (RFC 6135 §4.5). Plain TCP (`msrp:`) only.
+    #[arg(long, value_name = "URI")]
+    relay: Vec<String>,
+    /// User name at the relays (with --relay-password).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "relay_password",
+        conflicts_with = "relay_credentials"
+    )]
+    relay_user: Option<String>,
+    /// Password at the relays (with --relay-user).
+    #[arg(long, value_name = "PASS", requires = "relay_user")]
+    relay_password: Option<String>,
+    /// File whose first line is `user:password` (the user name cannot contain `:`; the
+    /// password is the rest of the line), instead of --relay-user/--relay-password.
+    #[arg(long, value_name = "FILE", conflicts_with = "relay_password")]
+    relay_credentials: Option<PathBuf>,
+}
+
+/// Reads `user:password` from the first line of a --relay-credentials file.
+fn parse_relay_credentials(text: &str) -> Result<(String, String), String> {
+    let line = text.lines().next().unwrap_or("");
+    let Some((user, pass)) = line.split_once(':') else {
+        return Err("expected `user:password` on the first line".into());
+    };
+    if user.is_empty() {
+        return Err("the user name before `:` is empty".into());
+    }
+    Ok((user.to_string(), pass.to_string()))
+}
+
+/// The relay client settings from --relay and the credentials flags.
+fn relay_config(args: &SessionArgs, local_uri: MsrpUri) -> anyhow::Result<RelayClientConfig> {
+    let (user, pass) = match (&args.relay_user, &args.relay_password, &args.relay_credentials) {
+        (Some(u), Some(p), None) => (u.clone(), p.clone()),
+        (None, None, Some(f)) => {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("--relay-credentials {}", f.display()))?;
+            parse_relay_credentials(&text)
+                .map_err(|e| anyhow!("--relay-credentials {}: {e}", f.display()))?
+        }
+        _ => {
+            return Err(anyhow!(
+                "--relay needs --relay-user NAME with --relay-password PASS, or --relay-credentials FILE"
+            ))
+        }
+    };
+    let credentials =
+        Credentials::new(user, pass).map_err(|e| anyhow!("relay credentials: {e}"))?;
+    let mut relays = Vec::new();
+    for r in &args.relay {
+        let uri = MsrpUri::parse(r).map_err(|e| anyhow!("--relay {r}: {e}"))?;
+        if uri.scheme != Scheme::Msrp {
+            return Err(anyhow!(
+                "--relay {r}: only msrp: (plain TCP) relays are supported"
+            ));
+        }
+        if uri.port.is_none() {
+            return Err(anyhow!("--relay {r}: the URI needs a port (RFC 4975 §8.2)"));
+        }
+        relays.push(RelaySpec {
+            uri,
+            credentials: credentials.clone(),
+        });
+    }
+    let mut c = RelayClientConfig::new(relays, local_uri);
+    c.transaction_timeout = Duration::from_secs(args.timeout);
+    Ok(c)
 }
 
 /// The TLS transport of `--tls`/`--cert`/`--key`/`--ca`.
@@ -583,6 +658,42 @@ async fn run_async(side: Side, args: SessionArgs, verbose: u8) -> anyhow::Result
     cfg.accept_types =
         AcceptType::parse_list(&args.accept_types).map_err(|e| anyhow!("--accept-types: {e}"))?;
     cfg.max_size = args.max_size;
+
+    // RFC 4976 §5.1: AUTH to our relays before making the SDP; the Use-Path goes into our
+    // a=path and the session runs over that connection (RFC 6135 §4.5).
+    let _relay_binding = if args.relay.is_empty() {
+        if args.relay_user.is_some() || args.relay_credentials.is_some() {
+            return Err(anyhow!("--relay-user/--relay-credentials need --relay URI"));
+        }
+        None
+    } else {
+        if cfg.tls {
+            return Err(anyhow!("--relay is only supported with plain TCP sessions"));
+        }
+        let local_uri = MsrpUri::new(
+            Scheme::Msrp,
+            cfg.host.clone(),
+            cfg.port,
+            cfg.session_id.clone(),
+        );
+        let rc = relay_config(&args, local_uri)?;
+        let b = ep
+            .authenticate_relays(rc)
+            .await
+            .map_err(|e| fail(EXIT_SESSION, e.to_string()))?;
+        let use_path: Vec<String> = b.use_path.iter().map(|u| u.to_string()).collect();
+        out.event(json!({
+            "event": "authenticated",
+            "use_path": use_path,
+            "expires": b.expires,
+        }));
+        out.note(format!(
+            "authenticated to the relays: Use-Path {}",
+            use_path.join(" ")
+        ));
+        cfg.relay_path = b.use_path.clone();
+        Some(b)
+    };
 
     let remote_is_stdin = is_dash(&args.remote_sdp);
     fn sdp_stdin(s: &mut Option<StdinLines>, on: bool) -> Option<&mut StdinLines> {

@@ -51,6 +51,7 @@ use crate::connection::{
     Reply,
 };
 use crate::message::{Event as ParseEvent, FailureReport, Limits, Method, StatusCode};
+use crate::relay::client::{RelayClient, RelayClientConfig, RelayEvent, RelayFailure};
 use crate::session::recv::respond;
 use crate::session::{
     random_ident, IncomingSend, MessageSpec, SendError, Session, SessionConfig, SessionEvent,
@@ -229,6 +230,14 @@ pub enum Event {
         /// Description.
         reason: String,
     },
+    /// The relay client on a connection opened with [`Endpoint::authenticate_relays`]
+    /// reports (RFC 4976 §5.1): authenticated (first time or after a refresh) or failed.
+    Relay {
+        /// The connection to the first relay.
+        connection: ConnectionHandle,
+        /// What.
+        event: RelayEvent,
+    },
     /// An event of a session (message progress and incoming messages).
     Session {
         /// Which session.
@@ -336,6 +345,9 @@ pub struct Endpoint {
     /// The buffer being parsed in place by [`handle_input_bytes`](Self::handle_input_bytes):
     /// body bytes delivered from it share it.
     input_owner: Option<bytes::Bytes>,
+    /// Relay clients, by the connection to their first relay (RFC 4976 §5.1), with whether
+    /// their first round has started.
+    relays: HashMap<ConnectionHandle, (RelayClient, bool)>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -361,6 +373,7 @@ impl Endpoint {
             next_id: 1,
             tx_rr: 0,
             input_owner: None,
+            relays: HashMap::new(),
         }
     }
 
@@ -556,7 +569,9 @@ impl Endpoint {
                 }
             }
         }
-        if p.role == SessionRole::Active {
+        // RFC 6135 §4.5: behind a relay we connect to it whatever our role (passive: no
+        // binding SEND); a passive session already bound provisionally keeps its connection.
+        if p.role == SessionRole::Active || bound.is_none() {
             if let Some(target) = p.connect_to {
                 self.start_outbound(h, target);
             }
@@ -601,6 +616,50 @@ impl Endpoint {
         self.sessions.get_mut(&h).expect("exists").conn = Some(c);
         if self.conns[&c].state == ConnectionState::Open {
             self.on_outbound_up(h, c);
+        }
+    }
+
+    /// Opens a connection to the first of `config.relays` and authenticates to each relay
+    /// through it (RFC 4976 §5.1); the outcome comes as [`Event::Relay`], and the client
+    /// refreshes before Expires by itself. Sessions whose `connect_to` is that relay reuse
+    /// this connection (RFC 4976 §6.3: the granted URIs are only valid on it; RFC 6135 §4.5).
+    /// The connection is kept while its relay client lives, with or without sessions.
+    pub fn authenticate_relays(
+        &mut self,
+        config: RelayClientConfig,
+    ) -> Result<ConnectionHandle, EndpointError> {
+        let Some(first) = config.relays.first() else {
+            return Err(EndpointError::InvalidParams("no relay to authenticate to"));
+        };
+        let target = first.uri.clone();
+        let c = ConnectionHandle(self.next_id);
+        self.next_id += 1;
+        self.conns.insert(
+            c,
+            Connection::new(
+                Direction::Outbound(target.clone()),
+                ConnectionState::Connecting,
+                self.config.limits,
+            ),
+        );
+        self.conn_order.push(c);
+        self.events.push_back(Event::Connect {
+            connection: c,
+            to: target,
+        });
+        self.relays.insert(c, (RelayClient::new(config), false));
+        Ok(c)
+    }
+
+    /// Moves the relay client's events of connection `c` to the endpoint's events.
+    fn drain_relay_events(&mut self, c: ConnectionHandle) {
+        if let Some((client, _)) = self.relays.get_mut(&c) {
+            while let Some(event) = client.poll_event() {
+                self.events.push_back(Event::Relay {
+                    connection: c,
+                    event,
+                });
+            }
         }
     }
 
@@ -719,6 +778,23 @@ impl Endpoint {
 
     /// A connection asked for with [`Event::Connect`] could not be opened.
     pub fn handle_connect_failed(&mut self, c: ConnectionHandle, reason: &str) {
+        if let Some((client, _)) = self.relays.remove(&c) {
+            drop(client);
+            let relay = self
+                .conns
+                .get(&c)
+                .and_then(|k| k.outbound_target())
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            self.events.push_back(Event::Relay {
+                connection: c,
+                event: RelayEvent::Failed(RelayFailure::Status {
+                    relay,
+                    code: 0,
+                    comment: Some(format!("could not connect: {reason}")),
+                }),
+            });
+        }
         self.drop_connection(
             c,
             |r| CloseReason::ConnectFailed(r.to_string()),
@@ -847,6 +923,13 @@ impl Endpoint {
 
     /// Time passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let relay_conns: Vec<ConnectionHandle> = self.relays.keys().copied().collect();
+        for c in relay_conns {
+            if let Some((client, _)) = self.relays.get_mut(&c) {
+                client.handle_timeout(now);
+            }
+            self.drain_relay_events(c);
+        }
         for s in self.session_order.clone() {
             let Some(e) = self.sessions.get_mut(&s) else {
                 continue;
@@ -903,7 +986,11 @@ impl Endpoint {
             .conns
             .values()
             .filter_map(|c| c.bind_deadline.filter(|_| c.sessions.is_empty()));
-        s.chain(c).min()
+        let r = self
+            .relays
+            .values()
+            .filter_map(|(client, _)| client.poll_timeout());
+        s.chain(c).chain(r).min()
     }
 
     /// The next event.
@@ -966,6 +1053,29 @@ impl Endpoint {
             self.finish_close(c, &reason);
             return None;
         }
+        if let Some((client, started)) = self.relays.get_mut(&c) {
+            if !*started {
+                *started = true;
+                client.start(now);
+            }
+            let msg = client.poll_transmit(now, &mut *self.rng);
+            self.drain_relay_events(c);
+            if let Some(msg) = msg {
+                match msg.encode() {
+                    Ok(out) => {
+                        return Some(TransmitParts {
+                            head: out,
+                            ..TransmitParts::default()
+                        })
+                    }
+                    Err(e) => {
+                        self.close_connection(c, &format!("cannot write our AUTH: {e}"));
+                        return None;
+                    }
+                }
+            }
+        }
+        let conn = self.conns.get_mut(&c)?;
         let n = conn.sessions.len();
         for i in 0..n {
             let conn = self.conns.get_mut(&c)?;
@@ -1105,6 +1215,14 @@ impl Endpoint {
         let tid = head.transaction_id().to_string();
         if !head.is_request() {
             // A response: find the session whose transaction it answers.
+            if let Some((client, _)) = self.relays.get_mut(&c) {
+                if client.handle_response(now, &head) {
+                    self.drain_relay_events(c);
+                    self.conns.get_mut(&c).expect("exists").current =
+                        Current::Discard { respond: None };
+                    return;
+                }
+            }
             let status = head.status_code().unwrap_or(StatusCode::BAD_REQUEST);
             let sessions = self.conns[&c].sessions.clone();
             for s in sessions {
@@ -1367,7 +1485,8 @@ impl Endpoint {
                 }
                 None => false,
             };
-            if empty {
+            // The connection to our relay stays for its relay client (RFC 4976 §6.3).
+            if empty && !self.relays.contains_key(&c) {
                 self.close_connection(c, "no session left on the connection");
             }
         }
@@ -1407,6 +1526,16 @@ impl Endpoint {
             return;
         };
         self.conn_order.retain(|x| *x != c);
+        if let Some((mut client, _)) = self.relays.remove(&c) {
+            // RFC 4976 §6.3: the URIs the relays granted die with the connection.
+            client.handle_connection_lost();
+            while let Some(event) = client.poll_event() {
+                self.events.push_back(Event::Relay {
+                    connection: c,
+                    event,
+                });
+            }
+        }
         if tell_driver {
             self.events.push_back(Event::CloseConnection {
                 connection: c,

@@ -175,3 +175,110 @@ fn wrong_password_is_forbidden() {
         })]
     );
 }
+
+/// RFC 4976 §5.1 and RFC 6135 §4.5 in the sans-IO endpoint: `authenticate_relays` opens the
+/// connection to the relay and AUTHs on it; a passive session behind that relay reuses the
+/// same connection (no second Connect) and sends nothing first (no binding SEND).
+#[test]
+fn relay_auth_then_passive_session_reuses_the_relay_connection() {
+    use msrp_proto::endpoint::{Endpoint, EndpointConfig, Event, SessionParams, SessionRole};
+    use msrp_proto::session::SessionConfig;
+
+    let mut relay = relay(|_| {});
+    let peer: SocketAddr = "192.0.2.10:5000".parse().unwrap();
+    let rc = relay.accept(peer, false, 0).unwrap();
+    let mut n = 3u8;
+    let mut ep = Endpoint::new(
+        EndpointConfig::default(),
+        Box::new(move |b: &mut [u8]| {
+            for x in b {
+                n = n.wrapping_mul(13).wrapping_add(101);
+                *x = n;
+            }
+        }),
+    );
+    let spec = RelaySpec {
+        uri: MsrpUri::parse(&format!("msrp://{HOST}:2855;tcp")).unwrap(),
+        credentials: Credentials::new("alice", "alice-pw").unwrap(),
+    };
+    let me = MsrpUri::parse("msrp://192.0.2.10:5000/a1;tcp").unwrap();
+    let c = ep
+        .authenticate_relays(RelayClientConfig::new(vec![spec.clone()], me.clone()))
+        .unwrap();
+    match ep.poll_event() {
+        Some(Event::Connect { connection, to }) => {
+            assert_eq!(connection, c);
+            assert_eq!(to, spec.uri);
+        }
+        other => panic!("{other:?}"),
+    }
+    ep.handle_connected(c);
+    let now = Instant::now();
+    let mut use_path = None;
+    for _ in 0..10 {
+        while let Some(bytes) = ep.poll_transmit_on(c, now) {
+            relay.receive(rc, &bytes, 0);
+        }
+        while let Some(out) = relay.poll_output() {
+            if let Output::Transmit(x) = out {
+                let pending = relay.transmit(x).to_vec();
+                relay.advance(x, pending.len(), 0);
+                ep.handle_input(c, &pending, now);
+            }
+        }
+        while let Some(ev) = ep.poll_event() {
+            match ev {
+                Event::Relay {
+                    connection,
+                    event: RelayEvent::Authenticated { use_path: u, .. },
+                } => {
+                    assert_eq!(connection, c);
+                    use_path = Some(u);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        if use_path.is_some() {
+            break;
+        }
+    }
+    let use_path = use_path.expect("authenticated");
+    assert_eq!(use_path.len(), 1);
+    assert_eq!(use_path[0].host.to_string(), HOST);
+    // The peer's path; our From-Path is our own URI; To-Path is Use-Path + peer.
+    let remote = MsrpUri::parse("msrp://198.51.100.7:7000/b2;tcp").unwrap();
+    let mut to_path = use_path.clone();
+    to_path.push(remote.clone());
+    let s = ep
+        .add_session(
+            SessionParams {
+                role: SessionRole::Passive,
+                connect_to: Some(use_path[0].clone()),
+                send_binding_send: false,
+                local_uri: me.clone(),
+                local_path: vec![me],
+                remote_path: to_path,
+                remote_uri: remote,
+                match_session_id_only: false,
+                config: SessionConfig::default(),
+            },
+            now,
+        )
+        .unwrap();
+    assert_eq!(
+        ep.session_connection(s),
+        Some(c),
+        "reuses the relay connection"
+    );
+    while let Some(ev) = ep.poll_event() {
+        assert!(
+            !matches!(ev, Event::Connect { .. }),
+            "no second connection: {ev:?}"
+        );
+    }
+    assert_eq!(
+        ep.poll_transmit_on(c, now),
+        None,
+        "the passive side sends no SEND first"
+    );
+}

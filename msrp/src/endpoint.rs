@@ -45,6 +45,7 @@ use msrp_proto::endpoint::{
     SessionHandle, SessionParams, TransmitParts,
 };
 use msrp_proto::message::{FailureReport, StatusCode};
+use msrp_proto::relay::client::{RelayClientConfig, RelayEvent, RelayFailure};
 use msrp_proto::sdp::{
     create_answer, create_offer, session_id_from_entropy, ConnectionPlan, LocalConfig,
     PendingOffer, SdpAnswer, SdpError, SdpOffer,
@@ -128,6 +129,23 @@ pub enum Error {
     /// The message does not fit what the peer accepts (RFC 4975 §8.6).
     #[error("{0}")]
     NotAccepted(String),
+    /// Authentication to our relays failed (RFC 4976 §5.1): wrong credentials (401/403),
+    /// 423 that could not be satisfied, no answer, or the relay unreachable.
+    #[error("relay authentication failed: {0}")]
+    Relay(RelayFailure),
+}
+
+/// Our relays accepted us (RFC 4976 §5.1): what [`MsrpEndpoint::authenticate_relays`] gives.
+#[derive(Debug)]
+pub struct RelayBinding {
+    /// The Use-Path, first relay first: put it in [`LocalConfig::relay_path`] so the SDP
+    /// `a=path` carries it before our URI, and sessions connect through this connection.
+    pub use_path: Vec<MsrpUri>,
+    /// The shortest lifetime the relays granted, in seconds; the driver refreshes the AUTH
+    /// before it runs out.
+    pub expires: Option<u32>,
+    /// Later outcomes (refreshes, a lost connection).
+    pub events: mpsc::UnboundedReceiver<RelayEvent>,
 }
 
 /// How a sent message ended.
@@ -270,6 +288,10 @@ enum Cmd {
     Close {
         session: SessionHandle,
     },
+    Relay {
+        config: Box<RelayClientConfig>,
+        reply: oneshot::Sender<Result<RelayBinding, Error>>,
+    },
 }
 
 enum Input {
@@ -351,6 +373,7 @@ impl MsrpEndpoint {
             sessions: HashMap::new(),
             bodies: HashMap::new(),
             stash: VecDeque::new(),
+            relays: HashMap::new(),
         };
         let task = tokio::spawn(driver.run(cmd_rx, in_rx, wrote_rx));
         Ok(MsrpEndpoint {
@@ -463,6 +486,25 @@ impl MsrpEndpoint {
         let mut session = self.start_session(params).await?;
         session.sender.plan = Some(Arc::new(answered.plan));
         Ok((answered.answer, session))
+    }
+
+    /// Connects to the first of our relays and authenticates to each of them (RFC 4976 §5.1),
+    /// waiting for the outcome. On success, put [`RelayBinding::use_path`] in
+    /// [`LocalConfig::relay_path`] before creating the offer or the answer: the session then
+    /// connects through this same connection whatever `a=setup` says, sending its binding
+    /// SEND only when active (RFC 6135 §4.5). The AUTH is refreshed before Expires.
+    pub async fn authenticate_relays(
+        &self,
+        config: RelayClientConfig,
+    ) -> Result<RelayBinding, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Cmd::Relay {
+                config: Box::new(config),
+                reply,
+            })
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)?
     }
 
     /// Starts a session from explicit parameters (no SDP).
@@ -792,6 +834,14 @@ struct Driver {
     bodies: HashMap<(SessionHandle, String), PendingBody>,
     /// Notices waiting for room in their session's channel, in order.
     stash: VecDeque<(mpsc::Sender<SessionNotice>, SessionNotice)>,
+    /// Relay clients by connection: the first outcome's waiter, then the events channel.
+    relays: HashMap<ConnectionHandle, RelayWatch>,
+}
+
+struct RelayWatch {
+    first: Option<oneshot::Sender<Result<RelayBinding, Error>>>,
+    events: mpsc::UnboundedSender<RelayEvent>,
+    rx: Option<mpsc::UnboundedReceiver<RelayEvent>>,
 }
 
 impl Driver {
@@ -1006,6 +1056,32 @@ impl Driver {
                 reason,
             } => tracing::info!(%connection, %status, %reason, "rejected a request"),
             Event::Session { session, event } => self.on_session_event(session, event),
+            Event::Relay { connection, event } => self.on_relay_event(connection, event),
+        }
+    }
+
+    fn on_relay_event(&mut self, c: ConnectionHandle, event: RelayEvent) {
+        let Some(w) = self.relays.get_mut(&c) else {
+            return;
+        };
+        match &event {
+            RelayEvent::Authenticated { use_path, expires } => {
+                tracing::info!(%c, ?use_path, ?expires, "authenticated to our relays")
+            }
+            RelayEvent::Failed(f) => tracing::warn!(%c, "relay authentication failed: {f}"),
+        }
+        if let Some(first) = w.first.take() {
+            let r = match event {
+                RelayEvent::Authenticated { use_path, expires } => Ok(RelayBinding {
+                    use_path,
+                    expires,
+                    events: w.rx.take().expect("kept until the first outcome"),
+                }),
+                RelayEvent::Failed(f) => Err(Error::Relay(f)),
+            };
+            let _ = first.send(r);
+        } else {
+            let _ = w.events.send(event);
         }
     }
 
@@ -1173,6 +1249,22 @@ impl Driver {
             Cmd::Close { session } => {
                 let _ = self.core.close_session(session);
             }
+            Cmd::Relay { config, reply } => match self.core.authenticate_relays(*config) {
+                Ok(c) => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    self.relays.insert(
+                        c,
+                        RelayWatch {
+                            first: Some(reply),
+                            events: tx,
+                            rx: Some(rx),
+                        },
+                    );
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
         }
     }
 

@@ -368,6 +368,18 @@ struct Tx {
     deadline: Option<u64>,
 }
 
+/// A URI compared as RFC 4975 §6.1 says: scheme, host (lower case), port, session id.
+type PrevHopKey = (bool, String, Option<u16>, Option<String>);
+
+fn prev_hop_key(u: &MsrpUri) -> PrevHopKey {
+    (
+        u.is_secure(),
+        u.host.to_plain_string().to_ascii_lowercase(),
+        u.port,
+        u.session_id().map(str::to_string),
+    )
+}
+
 #[derive(Debug)]
 struct Conn {
     peer: SocketAddr,
@@ -375,6 +387,9 @@ struct Conn {
     state: ConnState,
     /// For outbound connections: (host lowercase, port, tls).
     target: Option<(String, u16, bool)>,
+    /// The previous hop's URI (first From-Path URI) of the last request that came in on this
+    /// connection toward one of our clients (key of [`Relay::prev_hops`]).
+    prev_hop: Option<PrevHopKey>,
     accepted: bool,
     parser: Parser,
     inbuf: Vec<u8>,
@@ -419,6 +434,7 @@ impl Conn {
             tls,
             state,
             target: None,
+            prev_hop: None,
             accepted: false,
             parser: Parser::new(parser_limits),
             inbuf: Vec::new(),
@@ -480,6 +496,10 @@ pub struct Relay {
     sessions: HashMap<String, Binding>,
     /// Open or opening outbound connections by (host, port, tls).
     outbound: HashMap<(String, u16, bool), ConnId>,
+    /// Connections by the previous hop that opened them (one per connection, see
+    /// [`Conn::prev_hop`]): a peer that connected to us (an active UA, RFC 6135 §4.5) is
+    /// reached over its own connection (RFC 4975 §5.4), not a new one to its a=path address.
+    prev_hops: HashMap<PrevHopKey, ConnId>,
     outputs: VecDeque<Output>,
     timers: BinaryHeap<Reverse<(u64, Timer)>>,
     /// Connections to run again (unblocked).
@@ -570,6 +590,7 @@ impl Relay {
             per_address: HashMap::new(),
             sessions: HashMap::new(),
             outbound: HashMap::new(),
+            prev_hops: HashMap::new(),
             outputs: VecDeque::new(),
             timers: BinaryHeap::new(),
             to_pump: VecDeque::new(),
@@ -908,6 +929,11 @@ impl Relay {
         if let Some(t) = &c.target {
             if self.outbound.get(t) == Some(&id) {
                 self.outbound.remove(t);
+            }
+        }
+        if let Some(k) = &c.prev_hop {
+            if self.prev_hops.get(k) == Some(&id) {
+                self.prev_hops.remove(k);
             }
         }
         // RFC 4976 §6.3: a client's URIs die with its connection.
@@ -1527,6 +1553,11 @@ impl Relay {
                     "Use-Path URI of another client: the next hop is not toward that client",
                 );
             }
+            // RFC 4975 §5.4, RFC 6135 §4.5: requests back to this previous hop reuse the
+            // connection it opened.
+            if let Some(prev) = head.from_path().first() {
+                self.note_prev_hop(id, prev);
+            }
             break Route::Conn(binding.conn);
         };
         let target = match route {
@@ -1591,10 +1622,33 @@ impl Relay {
         // try_unblock (in the pump loop) starts it when the target is free.
     }
 
-    /// An open or opening connection to the URI's authority, or a new one.
+    /// Remembers that `prev` (a first From-Path URI) reached us over `id`.
+    fn note_prev_hop(&mut self, id: ConnId, prev: &MsrpUri) {
+        let key = prev_hop_key(prev);
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if c.prev_hop.as_ref() == Some(&key) {
+            return;
+        }
+        if let Some(old) = c.prev_hop.replace(key.clone()) {
+            if self.prev_hops.get(&old) == Some(&id) {
+                self.prev_hops.remove(&old);
+            }
+        }
+        self.prev_hops.insert(key, id);
+    }
+
+    /// The connection a previous hop with this URI opened to us, or an open or opening
+    /// connection to the URI's authority, or a new one.
     fn connection_to(&mut self, uri: &MsrpUri) -> Option<ConnId> {
         if !uri.is_tcp() {
             return None;
+        }
+        if let Some(id) = self.prev_hops.get(&prev_hop_key(uri)) {
+            if self.conns.get(id).is_some_and(|c| !c.closing) {
+                return Some(*id);
+            }
         }
         let host = uri.host.to_plain_string().to_ascii_lowercase();
         let port = uri.port.unwrap_or(DEFAULT_PORT);
