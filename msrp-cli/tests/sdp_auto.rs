@@ -4,47 +4,11 @@
 
 #[path = "../../msrp/tests/common/coturn.rs"]
 mod coturn;
-
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+#[path = "common/run.rs"]
+mod run;
 
 use coturn::Coturn;
-
-/// Kills the child if the test fails before it exits.
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Runs `msrp` with `args`, bounded to 30 s.
-fn msrp(args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_msrp"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn msrp");
-    let mut g = Guard(Some(child));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let c = g.0.as_mut().unwrap();
-        if c.try_wait().unwrap().is_some() {
-            return g.0.take().unwrap().wait_with_output().unwrap();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "msrp {args:?} did not finish in 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use run::msrp;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
