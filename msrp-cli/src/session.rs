@@ -493,7 +493,9 @@ impl Negotiated {
                 // RFC 6135 §5: behind a NAT, a passive UA is reached only through a relay.
                 Some(w) => format!(
                     "peer did not connect within {t} s: NAT traversal needs an MSRP relay \
-                     (RFC 4976): a peer that connects to us cannot get through; {w}"
+                     (RFC 4976): a peer that connects to us cannot get through; {w}. Use a \
+                     relay the peer can reach: --relay URI with --relay-user/--relay-password \
+                     (or --relay-credentials FILE)"
                 ),
                 None => format!(
                     "peer did not connect within {t} s; {}, so it should have (we listened on {})",

@@ -11,7 +11,8 @@
 //! NAT (endpoint-independent mapping and filtering: reachable at the mapped address). The
 //! inside UA runs with `--reachability auto --stun 203.0.113.2:3478`, so what it offers or
 //! answers comes from STUN run from its listener's port. The SDP travels through files in the
-//! test's directory (edited in transit for the RFC 4975 case).
+//! test's directory (edited in transit for the RFC 4975 case). For the relayed RFC 4975 case an
+//! `msrp relay` runs outside too (203.0.113.2:2855).
 //!
 //! Needs root, iproute2, iptables and coturn: under `CI=true` a missing piece fails the
 //! test, otherwise it prints `skipped: ...`. Processes are killed and namespaces deleted by
@@ -473,6 +474,13 @@ fn rfc4975_offer_to_an_inside_ua_fails_and_says_a_relay_is_needed() {
         "inside stderr:\n{err}\nanswer:\n{answer_sdp}"
     );
     assert!(err.contains("RFC 6135 §5"), "{err}");
+    // ... and what to do about it: the flags that make the relayed variant below work.
+    assert!(
+        err.contains("--relay URI")
+            && err.contains("--relay-user")
+            && err.contains("--relay-password"),
+        "{err}"
+    );
     let ei = inside.events();
     assert_masquerade_verdict(&ei, "inside");
     let ni = one(&ei, "negotiated", "inside");
@@ -489,6 +497,210 @@ fn rfc4975_offer_to_an_inside_ua_fails_and_says_a_relay_is_needed() {
     assert!(of_kind(&ei, "connected").is_empty(), "{ei:?}");
     // The outside offerer could not reach the inside address it was given.
     assert!(of_kind(&outside.events(), "connected").is_empty());
+}
+
+/// Scenario 3 (second half): the same RFC 4975 offer from outside (no a=setup: the offerer
+/// connects), but the inside UA (auto, behind the same MASQUERADE NAT) uses an `msrp relay`
+/// running outside (RFC 4976, RFC 6135 §4.5). It authenticates to the relay through the NAT
+/// before answering, its a=path starts with the relay's Use-Path, so the outside offerer
+/// connects to the relay, and the relay forwards over the connection the inside UA opened:
+/// chat both ways and a file arrive whole.
+#[test]
+fn rfc4975_offer_to_an_inside_ua_behind_an_msrp_relay_succeeds() {
+    if !prerequisites() {
+        return;
+    }
+    let mut t = topology(Nat::Masquerade);
+    let d = t.dir().to_path_buf();
+    let relay_addr = format!("{}:2855", netns::OUTSIDE);
+    let relay_uri = format!("msrp://{relay_addr};tcp");
+    let users = d.join("users");
+    std::fs::write(
+        &users,
+        hash_password("inside-user", "inside-pw", "relay.test"),
+    )
+    .unwrap();
+    t.spawn(
+        Side::Outside,
+        "relay",
+        env!("CARGO_BIN_EXE_msrp"),
+        &[
+            "relay",
+            "--listen",
+            &relay_addr,
+            "--realm",
+            "relay.test",
+            "--users",
+            users.to_str().unwrap(),
+        ],
+    );
+    t.wait_listening(
+        Side::Outside,
+        &[&relay_addr],
+        false,
+        true,
+        Duration::from_secs(20),
+    );
+
+    let file = d.join("photo.bin");
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let want_sha = hex::encode(Sha256::digest(&bytes));
+    let (raw, offer, answer) = (
+        d.join("offer.raw.sdp"),
+        d.join("offer.sdp"),
+        d.join("answer.sdp"),
+    );
+    let mut outside = Ua::start(
+        &t,
+        Side::Outside,
+        "outside",
+        &ua_args(
+            "offer",
+            &raw,
+            &answer,
+            "203.0.113.2:0",
+            &["--reachability", "reachable"],
+            &[
+                "--send",
+                "rfc 4975 offer from outside",
+                "--send-file",
+                file.to_str().unwrap(),
+                "--count",
+                "1",
+            ],
+        ),
+    );
+    let raw_sdp = wait_file(&raw, &mut [&mut outside]);
+    let offer_sdp: String = raw_sdp
+        .split_inclusive('\n')
+        .filter(|l| !l.starts_with("a=setup:"))
+        .collect();
+    assert!(setup_of(&offer_sdp).is_none());
+    write_atomic(&offer, &offer_sdp);
+    let recv = d.join("recv");
+    let mut inside = Ua::start(
+        &t,
+        Side::Inside,
+        "inside",
+        &ua_args(
+            "answer",
+            &answer,
+            &offer,
+            "192.0.2.10:0",
+            AUTO,
+            &[
+                "--relay",
+                &relay_uri,
+                "--relay-user",
+                "inside-user",
+                "--relay-password",
+                "inside-pw",
+                "--send",
+                "answer from inside via the relay",
+                "--count",
+                "2",
+                "--recv-dir",
+                recv.to_str().unwrap(),
+            ],
+        ),
+    );
+    let answer_sdp = wait_file(&answer, &mut [&mut inside, &mut outside]);
+    let (si, so) = (inside.wait(LIMIT), outside.wait(LIMIT));
+    assert!(
+        si.success() && so.success(),
+        "inside {si}, outside {so}\noffer:\n{offer_sdp}\nanswer:\n{answer_sdp}\ninside stderr:\n{}\noutside stderr:\n{}\nrelay:\n{}",
+        inside.stderr(),
+        outside.stderr(),
+        t.log("relay")
+    );
+
+    let ei = inside.events();
+    assert_masquerade_verdict(&ei, "inside");
+    // RFC 4976 §5.1: authenticated through the NAT; the Use-Path names the relay and opens
+    // the answer's a=path, followed by the inside UA's own URI.
+    let auth = one(&ei, "authenticated", "inside");
+    let use_path: Vec<&str> = auth["use_path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(use_path.len(), 1, "{auth}");
+    assert!(
+        use_path[0].starts_with(&format!("msrp://{relay_addr}/")),
+        "{auth}"
+    );
+    let path_line = answer_sdp
+        .lines()
+        .find(|l| l.starts_with("a=path:"))
+        .unwrap_or_else(|| panic!("{answer_sdp}"));
+    let path: Vec<&str> = path_line["a=path:".len()..].split_whitespace().collect();
+    assert_eq!(path.len(), 2, "{path_line}");
+    assert_eq!(path[0], use_path[0], "{path_line}");
+    // The RFC 4975 roles stand: the inside answerer is passive, yet it is connected (to its
+    // relay) and the outside offerer connected to the relay, not to the NAT.
+    let ni = one(&ei, "negotiated", "inside");
+    assert_eq!(ni["role"], "passive", "{ni}");
+    assert!(ni["remote_setup"].is_null(), "{ni}");
+    // With a relay the RFC 6135 §5 warning (no traversal) does not apply.
+    assert!(
+        !ni["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("RFC 6135 §5")),
+        "{ni}"
+    );
+    let ci = one(&ei, "connected", "inside");
+    assert_eq!(ci["connect_to"], use_path[0], "{ci}");
+    let eo = outside.events();
+    let no = one(&eo, "negotiated", "outside");
+    assert_eq!(no["role"], "active", "{no}");
+    assert_eq!(no["connect_to"], use_path[0], "{no}");
+    // Chat both ways and the file, whole.
+    assert!(
+        message_bodies(&ei).contains(&"rfc 4975 offer from outside".to_string()),
+        "{ei:?}"
+    );
+    assert_eq!(
+        message_bodies(&eo),
+        ["answer from inside via the relay"],
+        "{eo:?}"
+    );
+    let file_msg = of_kind(&ei, "message")
+        .into_iter()
+        .find(|m| m["bytes"] == bytes.len())
+        .unwrap_or_else(|| panic!("no {}-byte message: {ei:?}", bytes.len()));
+    assert_eq!(file_msg["sha256"], want_sha.as_str(), "{file_msg}");
+    let saved: Vec<_> = std::fs::read_dir(&recv).unwrap().flatten().collect();
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert_eq!(
+        hex::encode(Sha256::digest(std::fs::read(saved[0].path()).unwrap())),
+        want_sha
+    );
+    assert_eq!(of_kind(&eo, "delivered").len(), 2, "{eo:?}");
+    assert_eq!(of_kind(&ei, "delivered").len(), 1, "{ei:?}");
+}
+
+/// `msrp relay hash-password` output (the users-file lines) for `user` in `realm`.
+fn hash_password(user: &str, pw: &str, realm: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_msrp"))
+        .args(["relay", "hash-password", "--user", user, "--realm", realm])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{pw}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "hash-password {:?}", out.status);
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Scenario 4: a one-to-one NAT (endpoint-independent mapping and filtering): the inside UA
