@@ -170,7 +170,9 @@ pub struct SessionArgs {
     /// A relay acting for us (RFC 4976), e.g. `msrp://127.0.0.1:2855;tcp`; repeat for a
     /// chain, the one we connect to first. We AUTH to each before creating our SDP, whose
     /// a=path then starts with the relays' Use-Path, and the session runs over the connection
-    /// to the first relay whatever a=setup says (RFC 6135 §4.5). Plain TCP (`msrp:`) only.
+    /// to the first relay whatever a=setup says (RFC 6135 §4.5). An `msrps:` relay implies
+    /// --tls; its certificate is verified against --ca (or the system roots) with the host
+    /// name of its URI (RFC 4976 §6.3).
     #[arg(long, value_name = "URI")]
     relay: Vec<String>,
     /// User name at the relays (with --relay-password).
@@ -204,6 +206,7 @@ fn parse_relay_credentials(text: &str) -> Result<(String, String), String> {
 
 /// The relay client settings from --relay and the credentials flags.
 fn relay_config(args: &SessionArgs, local_uri: MsrpUri) -> anyhow::Result<RelayClientConfig> {
+    // RFC 4976 §5.1: every relay of the chain is asked with the same credentials.
     let (user, pass) = match (&args.relay_user, &args.relay_password, &args.relay_credentials) {
         (Some(u), Some(p), None) => (u.clone(), p.clone()),
         (None, None, Some(f)) => {
@@ -223,9 +226,10 @@ fn relay_config(args: &SessionArgs, local_uri: MsrpUri) -> anyhow::Result<RelayC
     let mut relays = Vec::new();
     for r in &args.relay {
         let uri = MsrpUri::parse(r).map_err(|e| anyhow!("--relay {r}: {e}"))?;
-        if uri.scheme != Scheme::Msrp {
+        if uri.session_id.is_some() {
+            // RFC 4976 §5.1: the relay is addressed by a URI without a session id.
             return Err(anyhow!(
-                "--relay {r}: only msrp: (plain TCP) relays are supported"
+                "--relay {r}: a relay URI has no session id (e.g. msrp://relay.example:2855;tcp)"
             ));
         }
         if uri.port.is_none() {
@@ -589,7 +593,12 @@ async fn run_async(side: Side, args: SessionArgs, verbose: u8) -> anyhow::Result
     }
     let mut stdin = (is_dash(&args.remote_sdp) || interactive).then(spawn_stdin);
 
-    let tls = if args.tls || args.cert.is_some() || args.ca.is_some() {
+    // An msrps: relay MUST be reached over TLS (RFC 4975 §6, RFC 4976 §6.3).
+    let secure_relay = args
+        .relay
+        .iter()
+        .any(|r| MsrpUri::parse(r).is_ok_and(|u| u.is_secure()));
+    let tls = if args.tls || args.cert.is_some() || args.ca.is_some() || secure_relay {
         Some(Arc::new(tls_transport(&args, timeout)?))
     } else {
         None
@@ -669,11 +678,8 @@ async fn run_async(side: Side, args: SessionArgs, verbose: u8) -> anyhow::Result
         }
         None
     } else {
-        if cfg.tls {
-            return Err(anyhow!("--relay is only supported with plain TCP sessions"));
-        }
         let local_uri = MsrpUri::new(
-            Scheme::Msrp,
+            if cfg.tls { Scheme::Msrps } else { Scheme::Msrp },
             cfg.host.clone(),
             cfg.port,
             cfg.session_id.clone(),

@@ -57,9 +57,15 @@ pub struct Kamailio {
     pub identity: Option<TlsIdentity>,
 }
 
-/// The configuration file shipped with the tests.
+/// The configuration file shipped with the tests of the `msrp` crate (this harness is also
+/// included by the CLI's tests, whose manifest dir is the sibling `msrp-cli`).
 pub fn config_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kamailio/msrp-relay.cfg")
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let own = manifest.join("tests/kamailio/msrp-relay.cfg");
+    if own.is_file() {
+        return own;
+    }
+    manifest.join("../msrp/tests/kamailio/msrp-relay.cfg")
 }
 
 fn missing(what: &str) -> Option<Kamailio> {
