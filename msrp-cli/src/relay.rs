@@ -96,7 +96,8 @@ struct RunArgs {
     /// Smallest Expires accepted (smaller: 423 with Min-Expires), seconds.
     #[arg(long, value_name = "SECS")]
     min_expires: Option<u32>,
-    /// Largest lifetime granted (larger requests are capped), seconds.
+    /// Largest lifetime granted (a larger requested Expires gets 423 with Max-Expires),
+    /// seconds.
     #[arg(long, value_name = "SECS")]
     max_expires: Option<u32>,
     /// Most connections from one IP address.

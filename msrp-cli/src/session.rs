@@ -1073,6 +1073,7 @@ impl Run {
         }
         let mut texts: std::collections::VecDeque<String> = self.args.send.clone().into();
         let mut sending_done = !self.interactive && texts.is_empty();
+        let mut send_refused = false;
         let mut stdin_open = self.interactive;
         let mut received: u64 = 0;
         let mut incoming: HashMap<String, Incoming> = HashMap::new();
@@ -1089,12 +1090,23 @@ impl Run {
                     None => true,
                     Some((c, size)) => c.load(Ordering::Relaxed) >= (*size).min(1),
                 };
-                if ready {
+                if ready && !send_refused {
                     while let Some(t) = texts.pop_front() {
-                        let m = session
-                            .send_text(&t)
-                            .await
-                            .map_err(|e| fail(EXIT_SESSION, format!("sending {t:?}: {e}")))?;
+                        let m = match session.send_text(&t).await {
+                            Ok(m) => m,
+                            Err(msrp::endpoint::Error::Endpoint(
+                                msrp::proto::endpoint::EndpointError::UnknownSession,
+                            )) => {
+                                // The session ended meanwhile (for example a failure REPORT
+                                // from a relay, RFC 4976 §6.4.1): its Closed notice says why.
+                                texts.push_front(t);
+                                send_refused = true;
+                                break;
+                            }
+                            Err(e) => {
+                                return Err(fail(EXIT_SESSION, format!("sending {t:?}: {e}")))
+                            }
+                        };
                         self.out.event(json!({
                             "event": "sending",
                             "message_id": m.message_id,
@@ -1108,7 +1120,9 @@ impl Run {
                             },
                         );
                     }
-                    sending_done = !self.interactive;
+                    if !send_refused {
+                        sending_done = !self.interactive;
+                    }
                 }
             }
             if sending_done && pending.is_empty() && received >= self.args.count {
@@ -1343,6 +1357,9 @@ impl Run {
                             "received {received} of {} messages",
                             self.args.count
                         ));
+                    }
+                    if !texts.is_empty() {
+                        missing.push(format!("{} text(s) not sent", texts.len()));
                     }
                     if stdin_open {
                         missing.push("stdin was still open".into());

@@ -675,7 +675,7 @@ fn config_file_alone_starts_the_relay() {
     std::fs::write(
         &cfg,
         format!(
-            "host = \"localhost\"\nrealm = \"{REALM}\"\nusers = \"{}\"\nlisten = \"127.0.0.1:0\"\nmin_expires = 100\n[limits]\nmax_connections_per_address = 4\n",
+            "host = \"localhost\"\nrealm = \"{REALM}\"\nusers = \"{}\"\nlisten = \"127.0.0.1:0\"\nmin_expires = 100\nmax_expires = 900\n[limits]\nmax_connections_per_address = 4\n",
             fx.path("users").display()
         ),
     )
@@ -717,6 +717,25 @@ fn config_file_alone_starts_the_relay() {
         Some(StatusCode::INTERVAL_OUT_OF_BOUNDS)
     );
     assert_eq!(r423.head.min_expires(), Some(100));
+    // Above the configured maximum: 423 with Max-Expires (RFC 4976 §4.6, §6.3), no Use-Path.
+    let auth = dc.authorize(&r.tcp_uri(), "99ab").unwrap();
+    let mut h = MessageHead::request("e003", Method::Auth).unwrap();
+    h.push("To-Path", &r.tcp_uri()).unwrap();
+    h.push("From-Path", ALICE).unwrap();
+    h.push("Authorization", &auth.to_string()).unwrap();
+    h.push("Expires", "3600").unwrap();
+    a.send(&Message {
+        head: h,
+        body: None,
+        continuation: Continuation::Complete,
+    });
+    let r423 = a.recv();
+    assert_eq!(
+        r423.head.status_code(),
+        Some(StatusCode::INTERVAL_OUT_OF_BOUNDS)
+    );
+    assert_eq!(r423.head.max_expires(), Some(900));
+    assert!(r423.head.use_path().is_none());
     // The per-address limit from the file: the 5th connection is refused (closed at once).
     let _keep: Vec<TcpStream> = (0..3)
         .map(|_| TcpStream::connect(r.tcp.unwrap()).unwrap())

@@ -69,6 +69,23 @@ pub fn exchange(
     answer_args: &[String],
     context: &dyn Fn() -> String,
 ) -> Exchange {
+    exchange_with(
+        dir,
+        ["reachable", "reachable"],
+        offer_args,
+        answer_args,
+        context,
+    )
+}
+
+/// [`exchange`] with the `--reachability` of the offerer and the answerer.
+pub fn exchange_with(
+    dir: &Path,
+    reachability: [&'static str; 2],
+    offer_args: &[String],
+    answer_args: &[String],
+    context: &dyn Fn() -> String,
+) -> Exchange {
     let files = [
         ("from-offerer.bin", file_bytes(1, FILE_BYTES)),
         ("from-answerer.bin", file_bytes(2, FILE_BYTES)),
@@ -96,7 +113,7 @@ pub fn exchange(
             recv.to_str().unwrap(),
         ];
         args.extend(extra.iter().map(String::as_str));
-        sides.push(Side::new("reachable").args(&args));
+        sides.push(Side::new(reachability[k]).args(&args));
     }
     let answer = sides.pop().unwrap();
     let offer = sides.pop().unwrap();

@@ -24,8 +24,9 @@
 //!   ([`DigestServer`]); right credentials get `200` with a `Use-Path` holding a fresh URI of
 //!   this relay (96 random bits in the session id), `Expires` and `Authentication-Info`. The URI
 //!   is bound to the connection the AUTH came in on and dies with it or at its expiry. An
-//!   `Expires` below the minimum gets `423` with `Min-Expires`; above the maximum it is
-//!   capped (the 200 says the time granted). A wrong password or an unknown user gets `403`; a
+//!   `Expires` below the minimum gets `423` with `Min-Expires`, above the maximum `423` with
+//!   `Max-Expires` (RFC 4976 §6.3); without `Expires` the default lifetime is granted. A
+//!   wrong password or an unknown user gets `403`; a
 //!   nonce we cannot have issued (or a realm/algorithm we did not offer) a new `401`; a stale
 //!   nonce `401` with `stale=true`. After [`RelayLimits::max_failed_requests`] failures
 //!   without a success the connection is closed (RFC 4976 §6.1, §6.3).
@@ -157,7 +158,8 @@ pub struct RelayConfig {
     pub default_expires: u32,
     /// Smallest `Expires` accepted; below it `423` with `Min-Expires` (default 60).
     pub min_expires: u32,
-    /// Largest lifetime granted; larger requests are capped to it (default 7200).
+    /// Largest lifetime granted; a larger requested Expires gets `423` with `Max-Expires`
+    /// (default 7200).
     pub max_expires: u32,
     /// Limits.
     pub limits: RelayLimits,
@@ -1855,7 +1857,23 @@ impl Relay {
                 });
                 return;
             }
-            Some(e) => e.min(self.config.max_expires),
+            // RFC 4976 §4.6, §6.3: a lifetime above what we permit is an error carrying
+            // Max-Expires (the client may retry with it), not silently shortened.
+            Some(e) if e > self.config.max_expires => {
+                let max = self.config.max_expires;
+                if let Some(mut h) = respond(StatusCode::INTERVAL_OUT_OF_BOUNDS) {
+                    if h.push_expires(HeaderKind::MaxExpires, max).is_ok() {
+                        self.send_head(id, &h);
+                    }
+                }
+                self.event(RelayEvent::AuthFailed {
+                    conn: id,
+                    status: 423,
+                    reason: format!("Expires {e} above the maximum {max}"),
+                });
+                return;
+            }
+            Some(e) => e,
             None => self.config.default_expires.min(self.config.max_expires),
         };
         let live = self.conns.get(&id).map_or(0, |c| c.sessions.len());

@@ -217,7 +217,14 @@ pub struct Session {
     receiver: Receiver,
     events: VecDeque<SessionEvent>,
     fatal: Option<Fatal>,
+    /// Message-IDs of the last [`RECENTLY_SENT`] messages reported sent and forgotten, so a
+    /// failure REPORT arriving later is still recognised as ours (RFC 4976 §6.4.1: a relay
+    /// answers each chunk with 200 at once and reports a failure further on afterwards).
+    recently_sent: VecDeque<String>,
 }
+
+/// How many forgotten sent messages a late failure REPORT can still fail.
+const RECENTLY_SENT: usize = 256;
 
 impl Session {
     /// A new session.
@@ -232,6 +239,7 @@ impl Session {
             receiver,
             events: VecDeque::new(),
             fatal: None,
+            recently_sent: VecDeque::new(),
         }
     }
 
@@ -489,10 +497,18 @@ impl Session {
         byte_range: Option<ByteRange>,
         status: StatusCode,
     ) {
-        let Some(m) = self.out.get_mut(message_id) else {
-            return;
-        };
+        let known = self.out.contains_key(message_id);
         if !status.is_success() {
+            if !known {
+                // A message already reported sent: RFC 4976 §6.4.1 relays answer 200 hop by
+                // hop and send the failure later as a REPORT; RFC 4975 §7.1.1 still requires
+                // telling the user. Unknown Message-IDs stay silently ignored (RFC 4975
+                // §7.1.2), and one message fails once however many chunks are reported.
+                let Some(pos) = self.recently_sent.iter().position(|x| x == message_id) else {
+                    return;
+                };
+                self.recently_sent.remove(pos);
+            }
             // RFC 4975 §7.3.2: a failure REPORT is interpreted like the matching response;
             // "When an endpoint that sent a SEND request receives a failure REPORT indicating
             // that a particular byte range was not received, it MUST treat the session as
@@ -510,6 +526,9 @@ impl Session {
             }
             return;
         }
+        let Some(m) = self.out.get_mut(message_id) else {
+            return;
+        };
         if !m.spec.success_report {
             return;
         }
@@ -627,6 +646,10 @@ impl Session {
             // Outstanding `partial` transactions stay until they expire: an error response
             // may still come for them.
             self.out.remove(message_id);
+            if self.recently_sent.len() == RECENTLY_SENT {
+                self.recently_sent.pop_front();
+            }
+            self.recently_sent.push_back(message_id.to_string());
         }
     }
 

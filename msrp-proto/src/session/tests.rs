@@ -393,6 +393,61 @@ fn failure_report_fails_message_and_session() {
     );
 }
 
+/// RFC 4976 §6.4.1: a relay answers every chunk with 200 at once, so the message counts as
+/// sent; the next hop's failure arrives later as a REPORT, and must still fail the message
+/// (RFC 4975 §7.1.1, §7.3.2) and the session, once however many chunks are reported.
+#[test]
+fn late_failure_report_after_sent_fails_message_and_session() {
+    let mut r = rng();
+    let t0 = Instant::now();
+    let mut s = Session::new(cfg(4));
+    s.send("mmmm0001".into(), MessageSpec::new("text/plain", Some(8)))
+        .unwrap();
+    s.write("mmmm0001", b"abcdEFGH").unwrap();
+    let cs = sends(&mut s, t0, &mut r);
+    assert_eq!(cs.len(), 2);
+    for c in &cs {
+        s.handle_response(&c.transaction_id, StatusCode::OK);
+    }
+    assert_eq!(
+        events(&mut s),
+        vec![SessionEvent::MessageSent {
+            message_id: "mmmm0001".into()
+        }]
+    );
+    assert!(s.message_state("mmmm0001").is_none());
+    // Unknown Message-ID: still silently ignored (RFC 4975 §7.1.2).
+    s.handle_report("nosuch01", None, StatusCode::REQUEST_TIMEOUT);
+    assert!(events(&mut s).is_empty());
+    assert!(s.take_fatal().is_none());
+    for (start, end) in [(1, 4), (5, 8)] {
+        s.handle_report(
+            "mmmm0001",
+            Some(ByteRange {
+                start,
+                end: Some(end),
+                total: Some(8),
+            }),
+            StatusCode::REQUEST_TIMEOUT,
+        );
+    }
+    let ev = events(&mut s);
+    assert!(
+        matches!(
+            &ev[..],
+            [SessionEvent::MessageFailed {
+                status: StatusCode::REQUEST_TIMEOUT,
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+    assert!(s.take_fatal().is_some(), "RFC 4975 §7.3.2");
+    // A success REPORT for a forgotten message is ignored.
+    s.handle_report("mmmm0001", None, StatusCode::OK);
+    assert!(events(&mut s).is_empty());
+}
+
 #[test]
 fn received_success_report_request_generates_report() {
     let mut r = rng();

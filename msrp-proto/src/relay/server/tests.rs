@@ -460,7 +460,7 @@ fn wrong_password_and_unknown_user_get_403_and_repeated_failures_close() {
 }
 
 #[test]
-fn expires_below_minimum_is_423_with_min_expires_and_above_maximum_is_capped() {
+fn expires_out_of_bounds_is_423_with_min_expires_or_max_expires() {
     let mut w = World::new();
     w.add_relay(relay(R1, 7001, 7101, 1, |c| {
         c.min_expires = 120;
@@ -490,6 +490,24 @@ fn expires_below_minimum_is_423_with_min_expires_and_above_maximum_is_capped() {
         "alice",
         "alice-pw",
         Some(86_400),
+    );
+    // RFC 4976 §6.3: too long is an error with Max-Expires, not a shorter grant.
+    assert_eq!(
+        r.head.status_code(),
+        Some(StatusCode::INTERVAL_OUT_OF_BOUNDS)
+    );
+    assert_eq!(r.head.max_expires(), Some(600));
+    assert_eq!(r.head.min_expires(), None);
+    assert!(r.head.use_path().is_none());
+    assert_eq!(w.relays[0].session_count(), 0);
+    let r = authenticate(
+        &mut w,
+        a,
+        &[&r1_uri()],
+        ALICE,
+        "alice",
+        "alice-pw",
+        Some(600),
     );
     assert_eq!(r.head.status_code(), Some(StatusCode::OK));
     assert_eq!(r.head.expires(), Some(600));
