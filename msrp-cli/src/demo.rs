@@ -7,8 +7,11 @@
 //! ways, a streamed file transfer checked by SHA-256, and a one-line summary.
 //!
 //! `--tls` runs the same over `msrps:` with self-signed certificates pinned by `a=fingerprint`
-//! (RFC 8122): the active side is the TLS client (RFC 6135 §4.3). `--json` prints one event
-//! per line instead of the transcript.
+//! (RFC 8122): the active side is the TLS client (RFC 6135 §4.3). `--relay` starts an MSRP
+//! relay (RFC 4976) in this process with generated credentials; both endpoints authenticate
+//! to it (AUTH with HTTP Digest, RFC 4976 §5.1), put its Use-Path in their a=path, and both
+//! open their connection to the relay whatever a=setup says (RFC 6135 §4.5); the relay
+//! forwards between them. `--json` prints one event per line instead of the transcript.
 
 use std::collections::VecDeque;
 use std::fmt::Display;
@@ -22,7 +25,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use clap::Args;
-use msrp::proto::sdp::{ConnectionPlan, Reachability, SdpAnswer, SdpOffer};
+use msrp::proto::relay::client::{RelayClientConfig, RelaySpec};
+use msrp::proto::relay::digest::Credentials;
+use msrp::proto::relay::server::RelayConfig;
+use msrp::proto::relay::users::{hash_password_lines, Users};
+use msrp::proto::sdp::{ConnectionPlan, LocalConfig, Reachability, SdpAnswer, SdpOffer};
+use msrp::proto::uri::{MsrpUri, Scheme};
+use msrp::relay::{RelayServer, RelayServerConfig};
 use msrp::sink::SequentialWriter;
 use msrp::{MsrpEndpoint, MsrpSession, Options, Reports, SessionNotice, TlsTransport};
 use serde_json::{json, Value};
@@ -43,6 +52,23 @@ const CHAT: &[(bool, &str)] = &[
     (false, "Go ahead."),
 ];
 
+/// The chat of `--relay`: Bob is behind a NAT but reachable through the relay.
+const CHAT_RELAY: &[(bool, &str)] = &[
+    (
+        true,
+        "Hi Bob! The relay checked our passwords and forwards this to you.",
+    ),
+    (
+        false,
+        "Hi Alice. I'm behind a NAT, but the relay makes me reachable, so I answered passive.",
+    ),
+    (
+        true,
+        "And we both dialled the relay (RFC 6135 §4.5). Sending you a file now.",
+    ),
+    (false, "Go ahead."),
+];
+
 /// Flags of `msrp demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -50,8 +76,14 @@ pub struct DemoArgs {
     /// pinned by `a=fingerprint` (RFC 8122); the active side is the TLS client.
     #[arg(long)]
     tls: bool,
+    /// Start an MSRP relay (RFC 4976) in this process on 127.0.0.1 (ephemeral port, generated
+    /// passwords); both endpoints authenticate to it and connect to it (RFC 6135 §4.5), and
+    /// it forwards the session. Plain TCP only (not with --tls).
+    #[arg(long)]
+    relay: bool,
     /// One JSON object per line on stdout (each with an "event" field) instead of the
-    /// transcript: sdp, negotiated, connected, message, progress, transfer, closed, summary.
+    /// transcript: sdp, negotiated, connected, message, progress, transfer, closed, summary
+    /// (with --tls also tls; with --relay also relay and authenticated).
     #[arg(long)]
     json: bool,
     /// Size of the generated file to transfer, in MiB (0 to 1024).
@@ -343,6 +375,126 @@ fn setup_of(sdp: &str) -> &str {
         .unwrap_or("(none)")
 }
 
+/// The in-process relay of `--relay`: its URI, realm and shutdown switch.
+struct DemoRelay {
+    uri: MsrpUri,
+    realm: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), msrp::relay::RelayError>>,
+}
+
+impl DemoRelay {
+    /// Stops the relay and waits for it (bounded).
+    async fn shutdown(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
+    }
+}
+
+/// A password of 20 random letters and digits.
+fn generated_password() -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut r = rand::thread_rng();
+    (0..20)
+        .map(|_| CHARS[r.gen_range(0..CHARS.len())] as char)
+        .collect()
+}
+
+/// Starts an MSRP relay on 127.0.0.1 with an ephemeral port, knowing `users` (name,
+/// password) in realm `msrp-demo` (the users list holds only HA1 hashes, RFC 7616 §3.4.2).
+async fn start_relay(users: &[(&str, &str)]) -> anyhow::Result<DemoRelay> {
+    let realm = "msrp-demo";
+    let mut lines = String::new();
+    for (u, p) in users {
+        lines.push_str(&hash_password_lines(u, realm, p).map_err(|e| anyhow!("{e}"))?);
+    }
+    let users = Users::parse(&lines).map_err(|e| anyhow!("relay users: {e}"))?;
+    let mut cfg = RelayServerConfig::new(RelayConfig::new("127.0.0.1", realm), users);
+    cfg.tcp_listen = Some("127.0.0.1:0".parse().expect("literal address"));
+    let server = RelayServer::bind(cfg)
+        .await
+        .context("starting the relay on 127.0.0.1")?;
+    let addr = server
+        .tcp_addr()
+        .ok_or_else(|| anyhow!("the relay has no TCP listener"))?;
+    let uri = MsrpUri::parse(&format!("msrp://{addr};tcp"))
+        .map_err(|e| anyhow!("the relay's URI: {e}"))?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    Ok(DemoRelay {
+        uri,
+        realm: realm.to_string(),
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// Authenticates `ep` to `relay` as `user` (RFC 4976 §5.1) and puts the Use-Path into `cfg`
+/// (RFC 4976 §5.2: our a=path starts with it).
+async fn authenticate(
+    out: &Out,
+    t: u64,
+    ep: &MsrpEndpoint,
+    cfg: &mut LocalConfig,
+    relay: &DemoRelay,
+    user: &str,
+    password: &str,
+) -> anyhow::Result<()> {
+    // "alice" -> "Alice"
+    let name: String = user
+        .chars()
+        .take(1)
+        .flat_map(char::to_uppercase)
+        .chain(user.chars().skip(1))
+        .collect();
+    let local = MsrpUri::new(
+        Scheme::Msrp,
+        cfg.host.clone(),
+        cfg.port,
+        cfg.session_id.clone(),
+    );
+    let creds = Credentials::new(user, password).map_err(|e| anyhow!("{e}"))?;
+    let mut rc = RelayClientConfig::new(
+        vec![RelaySpec {
+            uri: relay.uri.clone(),
+            credentials: creds,
+        }],
+        local,
+    );
+    rc.transaction_timeout = Duration::from_secs(t.max(1));
+    let b = step(t, format!("{name}'s AUTH to the relay"), async {
+        ep.authenticate_relays(rc)
+            .await
+            .map_err(|e| anyhow!("{name}: {e}"))
+    })
+    .await?;
+    let use_path: Vec<String> = b.use_path.iter().map(|u| u.to_string()).collect();
+    out.say(format!(
+        "  {name:<5} AUTH {} as {user}: Digest challenge answered, 200 OK, Use-Path {}{}",
+        relay.uri,
+        use_path.join(" "),
+        b.expires
+            .map(|e| format!(" (expires in {e} s)"))
+            .unwrap_or_default()
+    ));
+    out.event(
+        json!({"event": "authenticated", "who": name.to_lowercase(), "user": user,
+        "relay": relay.uri.to_string(), "use_path": use_path, "expires": b.expires}),
+    );
+    cfg.relay_path = b.use_path;
+    Ok(())
+}
+
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let out = Out {
@@ -350,16 +502,32 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         color: !args.json && std::io::stdout().is_terminal(),
     };
     let t = args.timeout;
+    if args.tls && args.relay {
+        bail!(
+            "--relay and --tls cannot be combined yet: the endpoints reach a relay over plain \
+             TCP only (msrps: relay connections are not implemented); run `msrp demo --relay` \
+             or `msrp demo --tls`"
+        );
+    }
     let scheme = if args.tls {
         "msrps (TLS)"
     } else {
         "msrp (TCP)"
     };
-    out.say(format!(
-        "msrp demo: two endpoints in this process on 127.0.0.1, {scheme}.\n\
-         Alice offers and is reachable; Bob answers and is behind a NAT (by configuration),\n\
-         so RFC 6135 makes Bob the one who opens the connection."
-    ));
+    if args.relay {
+        out.say(format!(
+            "msrp demo: two endpoints in this process on 127.0.0.1, {scheme}, and an MSRP relay.\n\
+             Alice offers and is reachable; Bob answers and is behind a NAT (by configuration).\n\
+             Both authenticate to the relay (RFC 4976) and both connect to it (RFC 6135 §4.5);\n\
+             the relay forwards the session, so Bob is reachable through it."
+        ));
+    } else {
+        out.say(format!(
+            "msrp demo: two endpoints in this process on 127.0.0.1, {scheme}.\n\
+             Alice offers and is reachable; Bob answers and is behind a NAT (by configuration),\n\
+             so RFC 6135 makes Bob the one who opens the connection."
+        ));
+    }
 
     // 1. Two endpoints on loopback (library API).
     let listen = "127.0.0.1:0".parse().expect("literal address");
@@ -391,8 +559,75 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         out.event(json!({"event": "tls", "alice_fingerprint": a, "bob_fingerprint": b}));
     }
 
+    // 1b. With --relay: an MSRP relay in this process, and both endpoints authenticated.
+    let mut alice_cfg = alice_ep.local_config();
+    let mut bob_cfg = bob_ep.local_config();
+    let relay = if args.relay {
+        let (alice_pw, bob_pw) = (generated_password(), generated_password());
+        let relay = start_relay(&[("alice", &alice_pw), ("bob", &bob_pw)]).await?;
+        out.heading(&format!(
+            "MSRP relay (RFC 4976) listening on {} (realm {})",
+            relay.uri, relay.realm
+        ));
+        out.say(format!(
+            "  users alice / {alice_pw}, bob / {bob_pw} (generated now; the relay keeps only \
+             HA1 hashes)"
+        ));
+        out.event(json!({"event": "relay", "uri": relay.uri.to_string(),
+            "realm": relay.realm, "users": ["alice", "bob"]}));
+        let r = async {
+            authenticate(
+                &out,
+                t,
+                &alice_ep,
+                &mut alice_cfg,
+                &relay,
+                "alice",
+                &alice_pw,
+            )
+            .await?;
+            authenticate(&out, t, &bob_ep, &mut bob_cfg, &relay, "bob", &bob_pw).await
+        }
+        .await;
+        if let Err(e) = r {
+            relay.shutdown().await;
+            return Err(e);
+        }
+        Some(relay)
+    } else {
+        None
+    };
+    let r = session_part(
+        &args,
+        &out,
+        started,
+        alice_ep,
+        bob_ep,
+        alice_cfg,
+        bob_cfg,
+        relay.as_ref(),
+    )
+    .await;
+    if let Some(relay) = relay {
+        relay.shutdown().await;
+    }
+    r
+}
+
+/// The demo from the offer on (the relay, if any, is running and both are authenticated).
+#[allow(clippy::too_many_arguments)]
+async fn session_part(
+    args: &DemoArgs,
+    out: &Out,
+    started: Instant,
+    alice_ep: MsrpEndpoint,
+    bob_ep: MsrpEndpoint,
+    alice_cfg: LocalConfig,
+    mut bob_cfg: LocalConfig,
+    relay: Option<&DemoRelay>,
+) -> anyhow::Result<()> {
+    let t = args.timeout;
     // 2. The offer: Alice is reachable, so a=setup:actpass (RFC 6135 §4.2.2).
-    let alice_cfg = alice_ep.local_config();
     let offered = alice_ep
         .create_offer(&alice_cfg)
         .await
@@ -407,7 +642,6 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         "setup": setup_of(&offer_text), "sdp": offer_text}));
 
     // 3. The answer: Bob is behind a NAT, so he answers active (port 9, RFC 6135 §4.2.2).
-    let mut bob_cfg = bob_ep.local_config();
     bob_cfg.reachability = Reachability::BehindNat;
     let offer = SdpOffer::parse(&offer_text).context("Bob: parsing Alice's offer")?;
     let (answer, bob_session) = bob_ep
@@ -415,7 +649,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         .await
         .context("Bob: answering the offer")?;
     let answer_text = answer.to_string();
-    out.heading("SDP answer from Bob (behind a NAT: port 9, he cannot be dialled)");
+    out.heading(if relay.is_some() {
+        "SDP answer from Bob (behind a NAT, reachable through the relay: a=path starts with it)"
+    } else {
+        "SDP answer from Bob (behind a NAT: port 9, he cannot be dialled)"
+    });
     out.sdp(&answer_text);
     out.event(json!({"event": "sdp", "kind": "answer", "from": "bob",
         "setup": setup_of(&answer_text), "sdp": answer_text}));
@@ -442,6 +680,17 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             .map(|r| format!(", TLS {}", r.as_str()))
             .unwrap_or_default();
         match &p.connect_to {
+            // RFC 6135 §4.5: behind a relay, the connection goes to the relay whatever the
+            // role; only the active side sends the first SEND.
+            Some(u) if p.via_relay => format!(
+                "  {name:<5} {}{tls}: opens its connection to its relay {u}{}",
+                p.role.as_str(),
+                if p.role.as_str() == "active" {
+                    " and sends the first SEND, through the relay"
+                } else {
+                    " and waits there for the first SEND"
+                }
+            ),
             Some(u) => format!(
                 "  {name:<5} {}{tls}: opens the connection to {u} and sends the first SEND",
                 p.role.as_str()
@@ -480,12 +729,35 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let (active, passive, target) = match (&bob_plan.connect_to, &alice_plan.connect_to) {
         (Some(u), None) => ("Bob", "Alice", u.to_string()),
         (None, Some(u)) => ("Alice", "Bob", u.to_string()),
+        (Some(b), Some(a)) if relay.is_some() && bob_plan.via_relay && alice_plan.via_relay => {
+            let (active, passive, target) = if alice_plan.role.as_str() == "active" {
+                ("Alice", "Bob", a.to_string())
+            } else {
+                ("Bob", "Alice", b.to_string())
+            };
+            out.say(format!(
+                "  connected: Alice -> relay ({a}), Bob -> relay ({b});\n  \
+                 {active}'s first SEND went to the relay, which forwarded it to {passive} over \
+                 {passive}'s own connection"
+            ));
+            (active, passive, target)
+        }
         _ => bail!("unexpected plans: exactly one side should connect"),
     };
-    out.say(format!(
-        "  connected: {active} -> {passive} ({target}); {passive} bound the connection to the \
-         session named in the first SEND's To-Path"
-    ));
+    if relay.is_none() {
+        out.say(format!(
+            "  connected: {active} -> {passive} ({target}); {passive} bound the connection to \
+             the session named in the first SEND's To-Path"
+        ));
+    }
+    let connections: Vec<Value> = [("alice", &alice_plan), ("bob", &bob_plan)]
+        .iter()
+        .filter_map(|(who, p)| {
+            p.connect_to
+                .as_ref()
+                .map(|u| json!({"from": who, "to": u.to_string(), "via_relay": p.via_relay}))
+        })
+        .collect();
     if alice_plan.verify_peer_fingerprint && bob_plan.verify_peer_fingerprint {
         out.say(
             "  TLS: each side's certificate matched the a=fingerprint in its SDP (RFC 8122)"
@@ -494,11 +766,13 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     }
     out.event(json!({"event": "connected", "active": active.to_lowercase(),
         "passive": passive.to_lowercase(), "connect_to": target, "tls": args.tls,
+        "relay": relay.map(|r| r.uri.to_string()), "connections": connections,
         "fingerprints_verified": alice_plan.verify_peer_fingerprint && bob_plan.verify_peer_fingerprint}));
 
     // 5. A short chat.
     out.heading("Chat");
-    for (from_alice, text) in CHAT {
+    let chat = if relay.is_some() { CHAT_RELAY } else { CHAT };
+    for (from_alice, text) in chat {
         let (from, to) = if *from_alice {
             (&mut alice, &mut bob)
         } else {
@@ -616,39 +890,65 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
 
-    // 7. Close: Alice closes; Bob sees the connection end.
-    let (_, a_reason) = step(t, "closing Alice's session", async {
-        Ok(alice.session.close_and_wait().await)
-    })
-    .await?;
-    let b_reason = step(t, "Bob noticing the close", async {
-        loop {
-            match bob.session.next_notice().await {
-                Some(SessionNotice::Closed(r)) => return Ok(r.to_string()),
-                Some(_) => {}
-                None => return Ok("closed".to_string()),
+    // 7. Close: Alice closes; Bob sees the connection end. Through a relay the connections
+    // stay up for the AUTH refreshes (RFC 4976 §5.1) and MSRP has no BYE (the end of a
+    // session is signalled with SIP, RFC 4975 §5.1): both close.
+    let (a_reason, b_reason) = if relay.is_some() {
+        let ((_, a), (_, b)) = step(t, "closing both sessions", async {
+            Ok(tokio::join!(
+                alice.session.close_and_wait(),
+                bob.session.close_and_wait()
+            ))
+        })
+        .await?;
+        (a.to_string(), b.to_string())
+    } else {
+        let (_, a_reason) = step(t, "closing Alice's session", async {
+            Ok(alice.session.close_and_wait().await)
+        })
+        .await?;
+        let b_reason = step(t, "Bob noticing the close", async {
+            loop {
+                match bob.session.next_notice().await {
+                    Some(SessionNotice::Closed(r)) => return Ok(r.to_string()),
+                    Some(_) => {}
+                    None => return Ok("closed".to_string()),
+                }
             }
-        }
-    })
-    .await?;
+        })
+        .await?;
+        (a_reason.to_string(), b_reason)
+    };
     out.heading("Close");
     out.say(format!("  Alice: {a_reason}; Bob: {b_reason}"));
-    out.event(json!({"event": "closed", "alice": a_reason.to_string(), "bob": b_reason}));
+    out.event(json!({"event": "closed", "alice": a_reason, "bob": b_reason}));
 
     let total = started.elapsed().as_secs_f64();
     let summary = format!(
         "OK: {} ({size} bytes) Alice -> Bob, sha256 match, {:.2} s; {} chat messages; \
-         Bob ({}) connected to Alice ({}){}; {total:.1} s in all",
+         {}{}; {total:.1} s in all",
         mib(size),
         elapsed.as_secs_f64(),
-        CHAT.len(),
-        bob_plan.role.as_str(),
-        alice_plan.role.as_str(),
+        chat.len(),
+        match relay {
+            Some(r) => format!(
+                "Alice ({}) and Bob ({}) authenticated to the relay {} and both connected to it",
+                alice_plan.role.as_str(),
+                bob_plan.role.as_str(),
+                r.uri
+            ),
+            None => format!(
+                "Bob ({}) connected to Alice ({})",
+                bob_plan.role.as_str(),
+                alice_plan.role.as_str()
+            ),
+        },
         if args.tls { " over TLS" } else { "" },
     );
     out.say(format!("\n{}", out.highlight(&summary)));
     out.event(json!({"event": "summary", "ok": true, "bytes": size,
         "sha256": got_sha, "transfer_seconds": elapsed.as_secs_f64(),
-        "messages": CHAT.len(), "tls": args.tls, "seconds": total}));
+        "messages": chat.len(), "tls": args.tls,
+        "relay": relay.map(|r| r.uri.to_string()), "seconds": total}));
     Ok(())
 }

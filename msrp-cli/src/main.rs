@@ -24,6 +24,7 @@ const MAIN_HELP: &str = "\
 Examples:
   msrp demo                 two endpoints in this process: SDP, COMEDIA roles, chat, a file
   msrp demo --tls --json    the same over TLS, as JSON events
+  msrp demo --relay         the same through an MSRP relay started in this process
   msrp offer --local-sdp offer.sdp --remote-sdp answer.sdp                 # terminal 1
   msrp answer --remote-sdp offer.sdp --local-sdp answer.sdp --send hello   # terminal 2
   msrp relay --listen 127.0.0.1:2855 --realm example.com --users users.txt
@@ -40,6 +41,8 @@ const DEMO_HELP: &str = "\
 Examples:
   msrp demo                 the transcript, with a progress bar when stderr is a terminal
   msrp demo --tls           msrps: with self-signed certificates pinned by a=fingerprint
+  msrp demo --relay         both authenticate to an in-process MSRP relay (RFC 4976) and
+                            both connect to it (RFC 6135 §4.5); plain TCP only, not with --tls
   msrp demo --json | jq -c 'select(.event == \"summary\")'
 
 Exit status: 0 when the chat and the transfer (SHA-256 compared) succeeded, 1 otherwise.";
@@ -123,7 +126,8 @@ enum Command {
     /// Two endpoints on loopback negotiate with SDP; one is behind a NAT (by
     /// configuration), so RFC 6135 COMEDIA makes it the side that connects. Prints both SDPs
     /// with their a=setup lines, the roles, a chat both ways, a file transfer (progress bar
-    /// on a terminal) and a one-line summary.
+    /// on a terminal) and a one-line summary. --tls runs it over TLS; --relay through an
+    /// MSRP relay started in the same process.
     #[command(after_help = DEMO_HELP)]
     Demo(demo::DemoArgs),
     /// Chat or send files as the SDP offerer (one session).

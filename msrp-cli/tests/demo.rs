@@ -149,3 +149,159 @@ fn demo_step_timeout_fails_with_a_clear_message() {
         "{stderr}"
     );
 }
+
+/// The first URI of an SDP's a=path.
+fn first_path_uri(sdp: &str) -> String {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix("a=path:"))
+        .and_then(|p| p.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no a=path: {sdp}"))
+        .to_string()
+}
+
+/// `--relay`: an in-process `msrp relay` on loopback; both endpoints authenticate to it (RFC
+/// 4976 §5.1, their Use-Path opens their a=path), both connect to it (RFC 6135 §4.5), and the
+/// chat and the file go through it whole.
+#[test]
+fn demo_relay_json_authenticates_both_and_relays_chat_and_file() {
+    let (code, events, stderr) = demo(&["--json", "--relay", "--size", "2"]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let relay = find(&events, "relay");
+    assert_eq!(relay.len(), 1, "{events:?}");
+    let relay_uri = relay[0]["uri"].as_str().unwrap();
+    assert!(relay_uri.starts_with("msrp://127.0.0.1:"), "{relay_uri}");
+    let relay_port = relay_uri["msrp://127.0.0.1:".len()..]
+        .trim_end_matches(";tcp")
+        .parse::<u16>()
+        .unwrap();
+    assert_ne!(relay_port, 0);
+    let relay_prefix = format!("msrp://127.0.0.1:{relay_port}/");
+
+    // Both authenticated, each with its own Use-Path at the relay.
+    let auth = find(&events, "authenticated");
+    assert_eq!(auth.len(), 2, "{events:?}");
+    let mut use_paths = Vec::new();
+    for (a, who) in auth.iter().zip(["alice", "bob"]) {
+        assert_eq!(a["who"], who, "{a}");
+        assert_eq!(a["user"], who, "{a}");
+        assert_eq!(a["relay"], relay_uri, "{a}");
+        let up = a["use_path"].as_array().unwrap();
+        assert_eq!(up.len(), 1, "{a}");
+        let up = up[0].as_str().unwrap().to_string();
+        assert!(up.starts_with(&relay_prefix), "{a}");
+        assert!(a["expires"].as_u64().unwrap() > 0, "{a}");
+        use_paths.push(up);
+    }
+    assert_ne!(use_paths[0], use_paths[1]);
+
+    // RFC 4976 §5.1: each SDP's a=path starts with its sender's Use-Path.
+    let sdp = find(&events, "sdp");
+    assert_eq!(sdp.len(), 2, "{events:?}");
+    assert_eq!(
+        first_path_uri(sdp[0]["sdp"].as_str().unwrap()),
+        use_paths[0]
+    );
+    assert_eq!(
+        first_path_uri(sdp[1]["sdp"].as_str().unwrap()),
+        use_paths[1]
+    );
+    // Relayed means reachable (RFC 6135 §4.2.2): actpass, and the relayed answerer passive.
+    assert_eq!(sdp[0]["setup"], "actpass");
+    assert_eq!(sdp[1]["setup"], "passive");
+
+    // RFC 6135 §4.5: both connect, each to its relay; Alice (active) sends the first SEND.
+    let neg = find(&events, "negotiated");
+    assert_eq!(neg[0]["alice"]["role"], "active");
+    assert_eq!(neg[0]["bob"]["role"], "passive");
+    assert_eq!(neg[0]["alice"]["connect_to"], use_paths[0].as_str());
+    assert_eq!(neg[0]["bob"]["connect_to"], use_paths[1].as_str());
+    let conn = find(&events, "connected");
+    assert_eq!(conn.len(), 1);
+    assert_eq!(conn[0]["relay"], relay_uri);
+    assert_eq!(conn[0]["active"], "alice");
+    let conns = conn[0]["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 2, "{}", conn[0]);
+    for (c, (who, up)) in conns
+        .iter()
+        .zip([("alice", &use_paths[0]), ("bob", &use_paths[1])])
+    {
+        assert_eq!(c["from"], who, "{c}");
+        assert_eq!(c["to"], up.as_str(), "{c}");
+        assert_eq!(c["via_relay"], true, "{c}");
+    }
+
+    // The chat and the file went through the relay.
+    let msgs = find(&events, "message");
+    assert_eq!(msgs.len(), 4, "{events:?}");
+    assert_eq!(msgs[0]["from"], "alice");
+    assert_eq!(msgs[1]["from"], "bob");
+    let tr = find(&events, "transfer");
+    assert_eq!(tr.len(), 1);
+    assert_eq!(tr[0]["bytes"], 2 << 20);
+    assert_eq!(tr[0]["sha256_sent"], tr[0]["sha256_received"]);
+    assert_eq!(find(&events, "progress").last().unwrap()["bytes"], 2 << 20);
+    let summary = find(&events, "summary");
+    assert_eq!(summary[0]["ok"], true);
+    assert_eq!(summary[0]["relay"], relay_uri);
+    assert_eq!(events.last().unwrap()["event"], "summary");
+}
+
+#[test]
+fn demo_relay_transcript_shows_authentication_roles_and_transfer() {
+    let (code, _, out) = demo(&["--relay", "--size", "1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("== MSRP relay (RFC 4976) listening on msrp://127.0.0.1:"));
+    for who in [
+        "Alice AUTH msrp://127.0.0.1:",
+        "Bob   AUTH msrp://127.0.0.1:",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(who.trim_start()))
+            .unwrap_or_else(|| panic!("no {who:?} line:\n{out}"));
+        assert!(
+            line.contains("200 OK, Use-Path msrp://127.0.0.1:"),
+            "{line}"
+        );
+    }
+    assert!(
+        out.contains("a=setup:actpass   <== RFC 6135 COMEDIA role"),
+        "{out}"
+    );
+    assert!(
+        out.contains("a=setup:passive   <== RFC 6135 COMEDIA role"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Alice active: opens its connection to its relay msrp://127.0.0.1:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Bob   passive: opens its connection to its relay msrp://127.0.0.1:"),
+        "{out}"
+    );
+    assert!(out.contains("connected: Alice -> relay ("), "{out}");
+    assert!(out.contains("Bob -> Alice Go ahead."), "{out}");
+    assert!(out.contains("received 1.0 MiB of 1.0 MiB"), "{out}");
+    let last = out.lines().last().unwrap();
+    assert!(
+        last.starts_with("OK: 1.0 MiB (1048576 bytes) Alice -> Bob, sha256 match")
+            && last.contains("authenticated to the relay msrp://127.0.0.1:")
+            && last.contains("both connected to it"),
+        "{last}"
+    );
+}
+
+/// `--relay --tls` is not available (the endpoints reach relays over plain TCP only): a clear
+/// error, not a silent plain-text run.
+#[test]
+fn demo_relay_with_tls_is_refused_clearly() {
+    let (code, events, stderr) = demo(&["--json", "--relay", "--tls"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(events.is_empty(), "{events:?}");
+    assert!(
+        stderr.contains("--relay and --tls cannot be combined yet")
+            && stderr.contains("msrp demo --relay"),
+        "{stderr}"
+    );
+}
