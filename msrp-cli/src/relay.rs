@@ -23,9 +23,14 @@
 //! max_failed_requests = 5
 //! max_chunk_bytes = 67108864
 //! max_sessions_per_connection = 64
+//! max_auth_failures_per_address = 20
+//! auth_failure_window_secs = 60
+//! max_header_bytes = 16384
 //! transaction_timeout_secs = 30
 //! body_stall_secs = 30
 //! ```
+//!
+//! Every limit is described in `docs/limits.md`.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -116,6 +121,22 @@ struct RunArgs {
     /// Largest chunk forwarded (larger: 413).
     #[arg(long, value_name = "BYTES")]
     max_chunk_bytes: Option<u64>,
+    /// Most live Use-Path URIs per connection (more AUTHs: 403).
+    #[arg(long, value_name = "N")]
+    max_sessions_per_connection: Option<usize>,
+    /// AUTH failures tolerated from one IP address within --auth-failure-window-secs, over
+    /// all its connections; beyond it its AUTHs get 403 unchecked.
+    #[arg(long, value_name = "N")]
+    max_auth_failures_per_address: Option<u32>,
+    /// The window of --max-auth-failures-per-address, seconds since the last failure.
+    #[arg(long, value_name = "SECS")]
+    auth_failure_window_secs: Option<u64>,
+    /// Largest header block (start line, headers, blank line); larger: the connection closes.
+    #[arg(long, value_name = "BYTES")]
+    max_header_bytes: Option<usize>,
+    /// Seconds a sender may pause in the middle of a body before its connection closes.
+    #[arg(long, value_name = "SECS")]
+    body_stall_secs: Option<u64>,
     /// Print JSON events on standard output (`{"event":"listening",...}` once listening).
     #[arg(long)]
     json: bool,
@@ -148,6 +169,9 @@ struct FileLimits {
     max_failed_requests: Option<u32>,
     max_chunk_bytes: Option<u64>,
     max_sessions_per_connection: Option<usize>,
+    max_auth_failures_per_address: Option<u32>,
+    auth_failure_window_secs: Option<u64>,
+    max_header_bytes: Option<usize>,
     transaction_timeout_secs: Option<u64>,
     body_stall_secs: Option<u64>,
 }
@@ -238,13 +262,28 @@ fn build(a: RunArgs) -> anyhow::Result<(RelayServerConfig, bool)> {
     if let Some(v) = a.max_chunk_bytes.or(fl.max_chunk_bytes) {
         l.max_chunk_bytes = v;
     }
-    if let Some(v) = fl.max_sessions_per_connection {
+    if let Some(v) = a
+        .max_sessions_per_connection
+        .or(fl.max_sessions_per_connection)
+    {
         l.max_sessions_per_connection = v;
+    }
+    if let Some(v) = a
+        .max_auth_failures_per_address
+        .or(fl.max_auth_failures_per_address)
+    {
+        l.max_auth_failures_per_address = v;
+    }
+    if let Some(v) = a.auth_failure_window_secs.or(fl.auth_failure_window_secs) {
+        l.auth_failure_window_ms = v.saturating_mul(1000);
+    }
+    if let Some(v) = a.max_header_bytes.or(fl.max_header_bytes) {
+        l.parser.max_head_bytes = v;
     }
     if let Some(v) = fl.transaction_timeout_secs {
         l.transaction_timeout_ms = v.saturating_mul(1000);
     }
-    if let Some(v) = fl.body_stall_secs {
+    if let Some(v) = a.body_stall_secs.or(fl.body_stall_secs) {
         l.body_stall_ms = v.saturating_mul(1000);
     }
     rc.limits = l;

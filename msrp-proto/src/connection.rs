@@ -102,6 +102,9 @@ pub struct Connection {
     pub(crate) current: Current,
     /// Close once the control buffer is drained.
     pub(crate) closing: Option<String>,
+    /// The peer's IP address, for an accepted connection counted against
+    /// [`EndpointConfig::max_connections_per_address`](crate::endpoint::EndpointConfig::max_connections_per_address).
+    pub(crate) peer_ip: Option<std::net::IpAddr>,
 }
 
 impl Connection {
@@ -117,6 +120,7 @@ impl Connection {
             bind_deadline: None,
             current: Current::Idle,
             closing: None,
+            peer_ip: None,
         }
     }
 
@@ -131,6 +135,13 @@ impl Connection {
     /// Bytes waiting in the control buffer.
     pub fn pending_control(&self) -> usize {
         self.control.len()
+    }
+
+    /// Bytes this connection holds in memory: unparsed input (a partial header block or a
+    /// possible end-line) and responses not yet taken by the driver. Body bytes are never
+    /// held: they go to the session as they arrive.
+    pub fn buffered_bytes(&self) -> usize {
+        self.inbuf.len() + self.control.len()
     }
 }
 

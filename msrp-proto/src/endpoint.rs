@@ -123,16 +123,28 @@ impl SessionParams {
     }
 }
 
-/// Endpoint settings.
+/// Endpoint settings. Every limit is documented in `docs/limits.md` (default, and what
+/// happens when a peer exceeds it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointConfig {
-    /// Parser limits per connection.
+    /// Parser limits per connection: start line, header block, headers, URIs per path, and
+    /// the largest chunk body accepted (a larger one is answered `413` and the connection
+    /// closed, RFC 4975 §10.5).
     pub limits: Limits,
-    /// An inbound connection that binds no session within this time is closed.
+    /// An inbound connection that binds no session within this time is closed (the
+    /// unbound-connection timeout: slow or endless header blocks, connections that never
+    /// send a SEND for a session of ours).
     pub bind_timeout: Duration,
     /// A session that is not connected (bound, and for the active side its binding SEND
     /// answered) within this time is closed.
     pub connect_timeout: Duration,
+    /// Most simultaneous accepted connections from one IP address (default 32); more are
+    /// refused by [`Endpoint::handle_accepted_from`] (the driver closes them unread).
+    pub max_connections_per_address: usize,
+    /// Bytes of responses queued for one connection (the peer is not reading them) above
+    /// which [`Endpoint::wants_input`] says to stop reading from it (default 1 MiB); at twice
+    /// this the connection is closed, for drivers that keep reading.
+    pub max_pending_output: usize,
 }
 
 impl Default for EndpointConfig {
@@ -141,6 +153,8 @@ impl Default for EndpointConfig {
             limits: Limits::default(),
             bind_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(30),
+            max_connections_per_address: 32,
+            max_pending_output: 1024 * 1024,
         }
     }
 }
@@ -412,6 +426,23 @@ impl Endpoint {
     /// Number of live sessions.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Bytes held for all connections (see [`Connection::buffered_bytes`]): what a peer can
+    /// make the endpoint hold, bounded by the limits of [`EndpointConfig`].
+    pub fn buffered_bytes(&self) -> usize {
+        self.conns.values().map(Connection::buffered_bytes).sum()
+    }
+
+    /// Whether the driver should read from connection `c` now: `false` while more than
+    /// [`EndpointConfig::max_pending_output`] bytes of responses wait for it (the peer sends
+    /// requests but does not read what we answer), or once it is closing.
+    pub fn wants_input(&self, c: ConnectionHandle) -> bool {
+        self.conns.get(&c).is_some_and(|conn| {
+            conn.state == ConnectionState::Open
+                && conn.closing.is_none()
+                && conn.control.len() <= self.config.max_pending_output
+        })
     }
 
     // ---- application commands ------------------------------------------------------------
@@ -747,7 +778,8 @@ impl Endpoint {
 
     // ---- inputs ----------------------------------------------------------------------------
 
-    /// The listener accepted a connection.
+    /// The listener accepted a connection (its peer address not counted; see
+    /// [`handle_accepted_from`](Self::handle_accepted_from)).
     pub fn handle_accepted(&mut self, now: Instant) -> ConnectionHandle {
         let c = ConnectionHandle(self.next_id);
         self.next_id += 1;
@@ -760,6 +792,30 @@ impl Endpoint {
         self.conns.insert(c, conn);
         self.conn_order.push(c);
         c
+    }
+
+    /// The listener accepted a connection from `peer`. `Err` (the reason) when
+    /// [`EndpointConfig::max_connections_per_address`] connections from that address are open
+    /// already: the driver closes it without reading.
+    pub fn handle_accepted_from(
+        &mut self,
+        peer: std::net::IpAddr,
+        now: Instant,
+    ) -> Result<ConnectionHandle, String> {
+        let n = self
+            .conns
+            .values()
+            .filter(|k| k.peer_ip == Some(peer))
+            .count();
+        if n >= self.config.max_connections_per_address {
+            return Err(format!(
+                "{n} connections from {peer} already (limit {})",
+                self.config.max_connections_per_address
+            ));
+        }
+        let c = self.handle_accepted(now);
+        self.conns.get_mut(&c).expect("just added").peer_ip = Some(peer);
+        Ok(c)
     }
 
     /// A connection asked for with [`Event::Connect`] is up.
@@ -878,8 +934,15 @@ impl Endpoint {
         match result {
             Run::Gone => return,
             Run::Error(e) => {
-                // The byte stream cannot be resynchronised: close the connection.
+                // The byte stream cannot be resynchronised: close the connection. A request
+                // whose body broke the chunk limit is answered 413 first (RFC 4975 §10.5:
+                // "the request was larger than the receiver is willing to accept").
                 let reason = format!("unparsable input: {e}");
+                if e.status_code() == StatusCode::MESSAGE_TOO_LARGE {
+                    self.refuse_current(c, StatusCode::MESSAGE_TOO_LARGE, &reason);
+                    self.after_input();
+                    return;
+                }
                 self.drop_connection(
                     c,
                     |r| CloseReason::ProtocolError(r.to_string()),
@@ -893,8 +956,70 @@ impl Endpoint {
         if let Some(conn) = self.conns.get_mut(&c) {
             conn.parser = Some(parser);
             conn.inbuf = inbuf;
+            if conn.control.len() > self.config.max_pending_output.saturating_mul(2) {
+                // The driver kept reading although wants_input said no: the memory bound
+                // holds anyway.
+                let reason = format!(
+                    "the peer does not read our responses ({} bytes waiting)",
+                    conn.control.len()
+                );
+                self.drop_connection(
+                    c,
+                    |r| CloseReason::ProtocolError(r.to_string()),
+                    &reason,
+                    true,
+                );
+                return;
+            }
         }
         self.after_input();
+    }
+
+    /// The request being received on `c` broke a limit: it is answered `status` (subject to
+    /// its Failure-Report; an incoming message is aborted), then the connection is closed
+    /// once the response is written; its sessions end with a protocol error.
+    fn refuse_current(&mut self, c: ConnectionHandle, status: StatusCode, reason: &str) {
+        let Some(conn) = self.conns.get_mut(&c) else {
+            return;
+        };
+        let reply = match std::mem::replace(&mut conn.current, Current::Idle) {
+            Current::Send {
+                session,
+                cursor,
+                reply,
+            } => {
+                if let Some(e) = self.sessions.get_mut(&session) {
+                    // `#`: the chunk is cut off; the session reports the message aborted.
+                    let _ = e.core.recv_end(cursor, crate::message::Continuation::Abort);
+                }
+                respond(reply.failure_report, status).map(|_| reply)
+            }
+            Current::Discard {
+                respond: Some((reply, _)),
+            } => respond(reply.failure_report, status).map(|_| reply),
+            _ => None,
+        };
+        if let Some(reply) = reply {
+            self.queue_response(c, &reply, status);
+        }
+        self.events.push_back(Event::RequestRejected {
+            connection: c,
+            status,
+            reason: reason.to_string(),
+        });
+        if let Some(conn) = self.conns.get_mut(&c) {
+            // Nothing more is read from it (the parser stays taken).
+            conn.closing = Some(reason.to_string());
+            conn.inbuf.clear();
+        }
+        if self.conns.get(&c).is_some_and(|k| k.control.is_empty()) {
+            self.drop_connection(
+                c,
+                |r| CloseReason::ProtocolError(r.to_string()),
+                reason,
+                true,
+            );
+        }
     }
 
     /// Parses `input` until the parser needs more; returns how much it consumed.

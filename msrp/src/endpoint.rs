@@ -37,7 +37,7 @@ use std::time::Instant;
 use rand::{RngCore, SeedableRng};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use msrp_proto::endpoint::{
@@ -292,10 +292,39 @@ enum Cmd {
         config: Box<RelayClientConfig>,
         reply: oneshot::Sender<Result<RelayBinding, Error>>,
     },
+    Stats {
+        reply: oneshot::Sender<EndpointStats>,
+    },
+}
+
+/// What the endpoint holds right now ([`MsrpEndpoint::stats`]): the figures its limits
+/// bound whatever the peers do (`docs/limits.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EndpointStats {
+    /// Open (or connecting) connections.
+    pub connections: usize,
+    /// Live sessions.
+    pub sessions: usize,
+    /// Bytes the core holds for connections: partial header blocks and responses not yet
+    /// handed to a writer ([`msrp_proto::endpoint::Endpoint::buffered_bytes`]).
+    pub core_buffered: usize,
+    /// Bytes handed to connection writers and not yet written (at most about
+    /// 256 KiB per connection plus one chunk).
+    pub write_inflight: usize,
+    /// Body bytes of notices waiting for the application (reading from the network stops
+    /// above 4 MiB).
+    pub notice_backlog: usize,
+}
+
+impl EndpointStats {
+    /// Everything the endpoint buffers, in bytes.
+    pub fn total_buffered(&self) -> usize {
+        self.core_buffered + self.write_inflight + self.notice_backlog
+    }
 }
 
 enum Input {
-    Accepted(BoxedIo),
+    Accepted(BoxedIo, SocketAddr),
     Connected(ConnectionHandle, io::Result<BoxedIo>),
     Data(ConnectionHandle, Vec<u8>),
     Closed(ConnectionHandle, String),
@@ -355,7 +384,7 @@ impl MsrpEndpoint {
                 tokio::spawn(async move {
                     match t.accept(tcp).await {
                         Ok(io) => {
-                            let _ = tx.send(Input::Accepted(io)).await;
+                            let _ = tx.send(Input::Accepted(io, peer)).await;
                         }
                         Err(e) => tracing::warn!(%peer, "refused connection: {e}"),
                     }
@@ -389,6 +418,15 @@ impl MsrpEndpoint {
     /// The listener's address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// What the endpoint holds now: connections, sessions and buffered bytes.
+    pub async fn stats(&self) -> Result<EndpointStats, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Cmd::Stats { reply })
+            .map_err(|_| Error::Shutdown)?;
+        rx.await.map_err(|_| Error::Shutdown)
     }
 
     /// A [`LocalConfig`] for a negotiation: our listener's address (127.0.0.1 when listening
@@ -806,6 +844,8 @@ struct ConnIo {
     writer: mpsc::UnboundedSender<TransmitParts>,
     inflight: usize,
     reader: JoinHandle<()>,
+    /// Whether the reader may read (the core's [`Core::wants_input`]).
+    readable: watch::Sender<bool>,
 }
 
 struct SessInfo {
@@ -922,8 +962,18 @@ impl Driver {
             }
             progress |= self.feed_bodies();
             if !progress {
-                return;
+                break;
             }
+        }
+        // Back-pressure per connection: a peer that does not read our responses is not
+        // read either (the core's limit on pending output).
+        for (c, io) in &self.conns {
+            let want = self.core.wants_input(*c);
+            io.readable.send_if_modified(|r| {
+                let changed = *r != want;
+                *r = want;
+                changed
+            });
         }
     }
 
@@ -1249,6 +1299,15 @@ impl Driver {
             Cmd::Close { session } => {
                 let _ = self.core.close_session(session);
             }
+            Cmd::Stats { reply } => {
+                let _ = reply.send(EndpointStats {
+                    connections: self.core.connections().count(),
+                    sessions: self.core.session_count(),
+                    core_buffered: self.core.buffered_bytes(),
+                    write_inflight: self.conns.values().map(|io| io.inflight).sum(),
+                    notice_backlog: self.stash_bytes,
+                });
+            }
             Cmd::Relay { config, reply } => match self.core.authenticate_relays(*config) {
                 Ok(c) => {
                     let (tx, rx) = mpsc::unbounded_channel();
@@ -1271,8 +1330,12 @@ impl Driver {
     fn attach(&mut self, c: ConnectionHandle, io: BoxedIo) {
         let (mut rd, mut wr) = tokio::io::split(io);
         let tx = self.in_tx.clone();
+        let (readable, mut can_read) = watch::channel(true);
         let reader = tokio::spawn(async move {
             loop {
+                if can_read.wait_for(|r| *r).await.is_err() {
+                    return;
+                }
                 let mut buf = Vec::with_capacity(READ_BLOCK);
                 match rd.read_buf(&mut buf).await {
                     Ok(0) => {
@@ -1312,15 +1375,19 @@ impl Driver {
                 writer: wtx,
                 inflight: 0,
                 reader,
+                readable,
             },
         );
     }
 
     fn on_input(&mut self, input: Input) {
         match input {
-            Input::Accepted(io) => {
-                let c = self.core.handle_accepted(Instant::now());
-                self.attach(c, io);
+            Input::Accepted(io, peer) => {
+                match self.core.handle_accepted_from(peer.ip(), Instant::now()) {
+                    Ok(c) => self.attach(c, io),
+                    // Dropping the stream closes it unread.
+                    Err(reason) => tracing::info!(%peer, %reason, "refused connection"),
+                }
             }
             Input::Connected(c, Ok(io)) => {
                 if self.core.connection(c).is_some() {

@@ -71,7 +71,7 @@ pub mod tls_transport;
 pub mod transport;
 
 pub use endpoint::{
-    MsrpEndpoint, MsrpSession, OfferedSession, Options, Outcome, RelayBinding, Reports,
-    SendFailure, SessionNotice, SessionSender,
+    EndpointStats, MsrpEndpoint, MsrpSession, OfferedSession, Options, Outcome, RelayBinding,
+    Reports, SendFailure, SessionNotice, SessionSender,
 };
 pub use tls_transport::TlsTransport;

@@ -107,6 +107,15 @@ pub struct RelayLimits {
     pub max_chunk_bytes: u64,
     /// Most live Use-Path URIs bound to one connection (default 64); more AUTHs get `403`.
     pub max_sessions_per_connection: usize,
+    /// AUTH failures (wrong password, unknown user, bad Authorization) tolerated from one IP
+    /// address within [`auth_failure_window_ms`](Self::auth_failure_window_ms), across all its
+    /// connections (default 20). Beyond it, AUTHs from that address get `403` without their
+    /// credentials being checked, until the window since the last counted failure has passed:
+    /// reconnecting does not buy an attacker more guesses (RFC 4976 §6.1, §9.1).
+    pub max_auth_failures_per_address: u32,
+    /// See [`max_auth_failures_per_address`](Self::max_auth_failures_per_address) (default
+    /// 60 000).
+    pub auth_failure_window_ms: u64,
     /// Milliseconds to wait for the next hop's response after the last byte of a forwarded
     /// request went out (RFC 4976 §6.4.1: 30 seconds; default 30 000).
     pub transaction_timeout_ms: u64,
@@ -130,6 +139,8 @@ impl Default for RelayLimits {
             max_failed_requests: 5,
             max_chunk_bytes: 64 * 1024 * 1024,
             max_sessions_per_connection: 64,
+            max_auth_failures_per_address: 20,
+            auth_failure_window_ms: 60_000,
             transaction_timeout_ms: 30_000,
             connect_timeout_ms: 10_000,
             body_stall_ms: 30_000,
@@ -495,6 +506,8 @@ pub struct Relay {
     next_conn: u64,
     conns: HashMap<ConnId, Conn>,
     per_address: HashMap<IpAddr, usize>,
+    /// AUTH failures by peer address: (count, time of the last one).
+    auth_failures: HashMap<IpAddr, (u32, u64)>,
     sessions: HashMap<String, Binding>,
     /// Open or opening outbound connections by (host, port, tls).
     outbound: HashMap<(String, u16, bool), ConnId>,
@@ -590,6 +603,7 @@ impl Relay {
             next_conn: 1,
             conns: HashMap::new(),
             per_address: HashMap::new(),
+            auth_failures: HashMap::new(),
             sessions: HashMap::new(),
             outbound: HashMap::new(),
             prev_hops: HashMap::new(),
@@ -1096,6 +1110,42 @@ impl Relay {
                         reason: format!("more than {limit} failed requests"),
                     });
                     self.close_after_flush(id);
+                }
+            }
+        }
+    }
+
+    /// Whether AUTHs from `ip` are refused without a check
+    /// ([`RelayLimits::max_auth_failures_per_address`]).
+    fn auth_locked_out(&self, ip: IpAddr) -> bool {
+        let l = &self.config.limits;
+        self.auth_failures.get(&ip).is_some_and(|(n, last)| {
+            *n >= l.max_auth_failures_per_address
+                && self.now < last.saturating_add(l.auth_failure_window_ms)
+        })
+    }
+
+    fn count_auth_failure(&mut self, ip: Option<IpAddr>) {
+        let Some(ip) = ip else {
+            return;
+        };
+        let (now, window) = (self.now, self.config.limits.auth_failure_window_ms);
+        let e = self.auth_failures.entry(ip).or_insert((0, now));
+        if now >= e.1.saturating_add(window) {
+            *e = (0, now);
+        }
+        e.0 = e.0.saturating_add(1);
+        e.1 = now;
+        // Bounded memory: forget addresses whose window has passed once the table is big.
+        if self.auth_failures.len() > 4096 {
+            self.auth_failures
+                .retain(|_, (_, last)| now < last.saturating_add(window));
+            if self.auth_failures.len() > 8192 {
+                // Too many addresses at once: keep only the one just counted.
+                let keep = self.auth_failures.get(&ip).copied();
+                self.auth_failures.clear();
+                if let Some(k) = keep {
+                    self.auth_failures.insert(ip, k);
                 }
             }
         }
@@ -1781,6 +1831,23 @@ impl Relay {
             h.push("WWW-Authenticate", &ch.to_string()).ok()?;
             Some(h)
         };
+        let peer_ip = self.conns.get(&id).map(|c| c.peer.ip());
+        if let Some(ip) = peer_ip.filter(|ip| self.auth_locked_out(*ip)) {
+            // Too many failures from this address lately: no more guesses.
+            if let Some(h) = respond(StatusCode::FORBIDDEN) {
+                self.send_head(id, &h);
+            }
+            self.event(RelayEvent::AuthFailed {
+                conn: id,
+                status: 403,
+                reason: format!(
+                    "more than {} failed AUTHs from {ip} within {} s",
+                    self.config.limits.max_auth_failures_per_address,
+                    self.config.limits.auth_failure_window_ms / 1000
+                ),
+            });
+            return self.fail(id);
+        }
         let Some(auth_value) = head.authorization().next().map(str::to_string) else {
             // RFC 4976 §5.1: an AUTH without Authorization gets 401 with a challenge.
             if let Some(h) = challenge(self, false) {
@@ -1799,6 +1866,7 @@ impl Relay {
                     status: 400,
                     reason: format!("bad Authorization: {e}"),
                 });
+                self.count_auth_failure(peer_ip);
                 return self.fail(id);
             }
         };
@@ -1836,6 +1904,7 @@ impl Relay {
                     reason: rej.to_string(),
                 });
                 if !rej.is_stale() {
+                    self.count_auth_failure(peer_ip);
                     self.fail(id);
                 }
                 return;

@@ -460,6 +460,45 @@ fn wrong_password_and_unknown_user_get_403_and_repeated_failures_close() {
 }
 
 #[test]
+fn auth_failures_are_limited_per_address_across_connections() {
+    let mut w = World::new();
+    w.add_relay(relay(R1, 7001, 7101, 1, |c| {
+        c.limits.max_failed_requests = 1;
+        c.limits.max_auth_failures_per_address = 3;
+        c.limits.auth_failure_window_ms = 10_000;
+    }));
+    // Two wrong guesses close the first connection (per-connection limit 1).
+    let a = w.connect(0, false);
+    for _ in 0..2 {
+        let r = authenticate(&mut w, a, &[&r1_uri()], ALICE, "alice", "guess", None);
+        assert_eq!(r.head.status_code(), Some(StatusCode::FORBIDDEN));
+    }
+    assert!(w.clients[a].closed);
+    // Reconnecting buys one more guess: the third failure from 127.0.0.1.
+    let b = w.connect(0, false);
+    let r = authenticate(&mut w, b, &[&r1_uri()], ALICE, "alice", "guess", None);
+    assert_eq!(r.head.status_code(), Some(StatusCode::FORBIDDEN));
+    // Now this address gets 403 without a challenge, so no credentials are checked
+    // (the per-connection limit then closes b).
+    w.send_msg(b, &auth_msg("auth0003", &[&r1_uri()], ALICE, &[]));
+    let r = w.take_one(b);
+    assert_eq!(r.head.status_code(), Some(StatusCode::FORBIDDEN), "{r:?}");
+    assert!(w.clients[b].closed);
+    assert!(w.events.iter().any(|e| matches!(e,
+        RelayEvent::AuthFailed { reason, .. } if reason.contains("failed AUTHs from 127.0.0.1"))));
+    assert_eq!(w.relays[0].session_count(), 0);
+    // Another address is not affected.
+    let c = w.connect_from(0, false, [192, 0, 2, 7]);
+    let r = authenticate(&mut w, c, &[&r1_uri()], ALICE, "alice", "alice-pw", None);
+    assert_eq!(r.head.status_code(), Some(StatusCode::OK));
+    // After the window, the address may try again.
+    w.advance_time(10_001);
+    let d = w.connect(0, false);
+    let r = authenticate(&mut w, d, &[&r1_uri()], ALICE, "alice", "alice-pw", None);
+    assert_eq!(r.head.status_code(), Some(StatusCode::OK), "{r:?}");
+}
+
+#[test]
 fn expires_out_of_bounds_is_423_with_min_expires_or_max_expires() {
     let mut w = World::new();
     w.add_relay(relay(R1, 7001, 7101, 1, |c| {
