@@ -685,6 +685,15 @@ async fn run_async(side: Side, args: SessionArgs, verbose: u8) -> anyhow::Result
             cfg.session_id.clone(),
         );
         let rc = relay_config(&args, local_uri)?;
+        if let Some(plain) = rc.relays.first().filter(|r| !r.uri.is_secure()) {
+            // RFC 4976 §9.4: "any time a client communicates with its relay, it MUST use
+            // TLS". Plain TCP stays possible (tests, loopback), but say what it means.
+            eprintln!(
+                "msrp: warning: relay {} is plain TCP: RFC 4976 §9.4 wants TLS to a relay \
+                 (the AUTH exchange and the messages are not protected)",
+                plain.uri
+            );
+        }
         let b = ep
             .authenticate_relays(rc)
             .await

@@ -314,3 +314,88 @@ fn a_failure_beyond_the_relay_reaches_the_sender() {
         r.log()
     );
 }
+
+/// RFC 4976 §9.2: the relay's certificate MUST match the host of the relay URI and be signed
+/// by an acceptable CA. The relays' certificate is for `localhost` under the test CA: naming
+/// the relay by its IP address fails, and so does `localhost` without the test CA (system
+/// roots only, or another CA); each fails before any SDP with a message naming the relay.
+/// A plain TCP relay works but is warned about (RFC 4976 §9.4 wants TLS to a relay).
+#[test]
+fn relay_certificate_must_match_the_uri_host_and_a_trusted_ca() {
+    let fx = Fixture::new();
+    let r = fx.start("relay", &[]);
+    let other_ca = Fixture::new();
+    let port = r.tls.unwrap().port();
+    let by_ip = format!("msrps://127.0.0.1:{port};tcp");
+    let cases: [(&str, String, Option<String>); 3] = [
+        (
+            "IP address instead of the certificate's name",
+            by_ip,
+            Some(fx.ca()),
+        ),
+        ("no CA for the test certificate", r.tls_uri(), None),
+        ("another CA", r.tls_uri(), Some(other_ca.ca())),
+    ];
+    for (what, uri, ca) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("offer.sdp");
+        let mut args: Vec<String> = [
+            "offer",
+            "--local-sdp",
+            local.to_str().unwrap(),
+            "--remote-sdp",
+            dir.path().join("answer.sdp").to_str().unwrap(),
+            "--timeout",
+            "10",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(relay_args(std::slice::from_ref(&uri), "alice", "alice-pw"));
+        if let Some(ca) = ca {
+            args.extend(["--ca".to_string(), ca]);
+        }
+        let mut p = pair::Proc::msrp("offerer", dir.path(), &args, std::process::Stdio::null());
+        let st = p.wait(relayed::LIMIT);
+        let err = p.stderr();
+        assert!(!st.success(), "{what}: {err}");
+        assert!(
+            err.contains("relay authentication failed: could not connect to relay")
+                && err.contains(&uri),
+            "{what}: {err}"
+        );
+        assert!(
+            err.contains("certificate") || err.contains("Certificate"),
+            "{what}: {err}"
+        );
+        assert!(!local.exists(), "{what}: no SDP without the relay");
+        assert!(!err.contains("plain TCP"), "{what}: {err}");
+    }
+    // No AUTH reached the relay.
+    assert!(!r.log().contains("authenticated"), "{}", r.log());
+
+    // Plain TCP: works (the scenario tests), with a warning.
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = [
+        "offer",
+        "--local-sdp",
+        dir.path().join("offer.sdp").to_str().unwrap(),
+        "--remote-sdp",
+        dir.path().join("answer.sdp").to_str().unwrap(),
+        "--timeout",
+        "1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(relay_args(&[r.tcp_uri()], "alice", "alice-pw"));
+    let mut p = pair::Proc::msrp("offerer", dir.path(), &args, std::process::Stdio::null());
+    p.wait(relayed::LIMIT);
+    assert!(
+        p.stderr()
+            .contains(&format!("warning: relay {} is plain TCP", r.tcp_uri())),
+        "{}",
+        p.stderr()
+    );
+    assert!(dir.path().join("offer.sdp").exists(), "{}", p.stderr());
+}

@@ -844,10 +844,9 @@ impl Endpoint {
                 .unwrap_or_default();
             self.events.push_back(Event::Relay {
                 connection: c,
-                event: RelayEvent::Failed(RelayFailure::Status {
+                event: RelayEvent::Failed(RelayFailure::Unreachable {
                     relay,
-                    code: 0,
-                    comment: Some(format!("could not connect: {reason}")),
+                    reason: reason.to_string(),
                 }),
             });
         }

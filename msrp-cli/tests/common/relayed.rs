@@ -163,8 +163,9 @@ pub fn exchange_with(
         let saved = std::fs::read(file["path"].as_str().unwrap()).unwrap();
         assert_eq!(sha256_hex(&saved), want, "{who}: saved file");
         assert!(saved == files[peer].1, "{who}: saved file differs");
-        // Both messages we sent were acknowledged end to end (success REPORTs came back
-        // through the relays), nothing failed.
+        // Both messages we sent were acknowledged (`delivered` = every chunk got its 200,
+        // which through a relay is the first relay's hop-by-hop response, RFC 4976 §6.4.1;
+        // end-to-end delivery is what the peer's checks above prove) and nothing failed.
         assert_eq!(
             of_kind(ev, "delivered").len(),
             2,

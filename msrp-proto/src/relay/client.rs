@@ -120,6 +120,15 @@ pub enum RelayFailure {
         /// The comment of the status line.
         comment: Option<String>,
     },
+    /// The connection to the first relay could not be opened (refused, unreachable, TLS
+    /// handshake or certificate verification failed, RFC 4976 §9.2).
+    #[error("could not connect to relay {relay}: {reason}")]
+    Unreachable {
+        /// The relay's configured URI.
+        relay: String,
+        /// Why.
+        reason: String,
+    },
     /// No response within the transaction timeout.
     #[error("relay {relay} did not answer the AUTH within {after:?}")]
     Timeout {
