@@ -224,6 +224,16 @@ fn build(a: RunArgs) -> anyhow::Result<(RelayServerConfig, bool)> {
             }
         }
     };
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        // RFC 4976 §4.2: the URIs a relay hands out carry a fully qualified domain name (TLS
+        // clients check the relay's certificate against it, §9.2). An address works for
+        // tests and plain TCP; say so instead of failing.
+        eprintln!(
+            "msrp: warning: the relay's URIs will carry the IP address {host}; RFC 4976 §4.2 \
+             wants a fully qualified domain name (give --host NAME, matching the TLS \
+             certificate)"
+        );
+    }
     let realm = a.realm.or(f.realm).unwrap_or_else(|| host.clone());
     let users_path = a.users.or(f.users).ok_or_else(|| {
         anyhow::anyhow!("give --users FILE (make its lines with `msrp relay hash-password`)")

@@ -99,6 +99,30 @@ fn one_relay(tls: bool) {
     assert_authenticated(&r, "alice");
     assert_authenticated(&r, "bob");
     assert_forwarded_sends(&r, 2 * SENDS_PER_DIRECTION);
+    // RFC 6135 §4.5, the answerer's side: both are behind the relay, so the offerer offers
+    // actpass and the answerer answers passive; the passive answerer still connects to its
+    // relay (`connected` names its own Use-Path URI) but sends no SEND first: the first SEND
+    // the relay forwards goes to the answerer's connection, from the offerer's.
+    assert!(x.offer_sdp.contains("a=setup:actpass"), "{}", x.offer_sdp);
+    assert!(x.answer_sdp.contains("a=setup:passive"), "{}", x.answer_sdp);
+    let ca = pair::of_kind(&x.answerer.events, "connected")[0];
+    assert_eq!(ca["role"], "passive", "{ca}");
+    assert_eq!(
+        ca["connect_to"],
+        use_path(&x.answerer.events)[0].as_str(),
+        "{ca}"
+    );
+    let log = r.log();
+    let conn_of = |user: &str| {
+        log.lines()
+            .find(|l| l.contains("authenticated") && field(l, "user") == Some(user))
+            .and_then(|l| field(l, "conn"))
+            .unwrap_or_else(|| panic!("{user}:\n{log}"))
+    };
+    let (alice, bob) = (conn_of("alice"), conn_of("bob"));
+    let first = lines_with(&log, "forwarded", "method", "SEND")[0];
+    assert_eq!(field(first, "to"), Some(bob), "{log}");
+    assert_eq!(field(first, "from"), Some(alice), "{log}");
 }
 
 #[test]
@@ -398,4 +422,43 @@ fn relay_certificate_must_match_the_uri_host_and_a_trusted_ca() {
         p.stderr()
     );
     assert!(dir.path().join("offer.sdp").exists(), "{}", p.stderr());
+}
+
+/// RFC 4976 §4.2: the URIs a relay hands out carry a fully qualified domain name. A relay
+/// whose URIs would carry an IP address (no --host and a specific listen address, or --host
+/// given as an address) says so on stderr at start; one with a name does not.
+#[test]
+fn relay_warns_when_its_uris_carry_an_ip_address() {
+    let fx = Fixture::new();
+    let by_name = fx.start("named relay", &[]);
+    let users = fx.path("users").display().to_string();
+    let by_ip = relay_proc::spawn_relay(
+        "relay by IP",
+        &[
+            "relay".into(),
+            "--json".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--realm".into(),
+            relay_proc::REALM.into(),
+            "--users".into(),
+            users,
+        ],
+    );
+    let warning = "RFC 4976 §4.2 wants a fully qualified domain name";
+    // The warning is printed before the listening event the spawn waited for; its reader
+    // thread may lag a little.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !by_ip.log().contains(warning) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        by_ip
+            .log()
+            .contains("the relay's URIs will carry the IP address 127.0.0.1")
+            && by_ip.log().contains(warning),
+        "{}",
+        by_ip.log()
+    );
+    assert!(!by_name.log().contains(warning), "{}", by_name.log());
 }
