@@ -12,6 +12,8 @@
 mod kamailio;
 #[path = "common/pair.rs"]
 mod pair;
+#[path = "common/relay_proc.rs"]
+mod relay_proc;
 #[path = "common/relayed.rs"]
 mod relayed;
 
@@ -76,4 +78,70 @@ fn two_cli_endpoints_through_kamailio_over_tls() {
     });
     check_paths(&x, &format!("msrps://{}/", k.tls.unwrap()));
     assert!(x.offer_sdp.contains("TCP/TLS/MSRP"), "{}", x.offer_sdp);
+}
+
+/// A chain across implementations (RFC 4976 §3, figure 2): the offerer behind Kamailio, the
+/// answerer behind an `msrp relay` process. The offerer's To-Path is Kamailio, our relay, the
+/// answerer: Kamailio opens a connection to our relay (plain TCP, by the URI in To-Path), and
+/// our relay sends the answerer's traffic back over that same connection (RFC 4976 §6.4.2:
+/// an existing connection to the next hop is used) rather than opening one to Kamailio's
+/// URI. Text and chunked file both ways, checked on the receivers.
+#[test]
+fn chain_of_kamailio_and_msrp_relay() {
+    let Some(k) = Kamailio::start(Options::default()) else {
+        return;
+    };
+    let fx = relay_proc::Fixture::new();
+    // Our relay names itself 127.0.0.1 so that Kamailio needs no name resolution.
+    let ours = fx.start_as("msrp relay", "127.0.0.1", &[]);
+    let ours_uri = format!("msrp://127.0.0.1:{};tcp", ours.tcp.unwrap().port());
+    let dir = tempfile::tempdir().unwrap();
+    let x = exchange(
+        dir.path(),
+        &relay_args(&[k.tcp_uri()], "alice", PASSWORD),
+        &relay_args(&[ours_uri], "bob", "bob-pw"),
+        &|| {
+            format!(
+                "kamailio log:\n{}\nmsrp relay log:\n{}",
+                k.log_tail(60),
+                ours.log()
+            )
+        },
+    );
+    let ua = use_path(&x.offerer.events);
+    let ub = use_path(&x.answerer.events);
+    assert!(ua[0].starts_with(&format!("msrp://{}/", k.tcp)), "{ua:?}");
+    assert!(
+        ub[0].starts_with(&format!("msrp://127.0.0.1:{}/", ours.tcp.unwrap().port())),
+        "{ub:?}"
+    );
+    // Our relay: the answerer's connection (its AUTH) and one accepted from Kamailio; every
+    // SEND of both directions crossed between the two; no outbound connection.
+    let log = ours.log();
+    let bob = log
+        .lines()
+        .find(|l| l.contains("authenticated") && relay_proc::field(l, "user") == Some("bob"))
+        .and_then(|l| relay_proc::field(l, "conn"))
+        .unwrap_or_else(|| panic!("{log}"));
+    let accepted: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("accepted connection"))
+        .filter_map(|l| relay_proc::field(l, "conn"))
+        .collect();
+    assert_eq!(accepted.len(), 2, "{log}");
+    let kam = *accepted.iter().find(|c| **c != bob).unwrap();
+    assert!(!log.contains("connecting to next hop"), "{log}");
+    let sends = |from: &str, to: &str| {
+        log.lines()
+            .filter(|l| {
+                l.contains("forwarded")
+                    && relay_proc::field(l, "method") == Some("SEND")
+                    && relay_proc::field(l, "from") == Some(from)
+                    && relay_proc::field(l, "to") == Some(to)
+            })
+            .count()
+    };
+    // One text and nine file chunks each way (plus a binding SEND from the active side).
+    assert!(sends(kam, bob) >= 10, "{log}");
+    assert!(sends(bob, kam) >= 10, "{log}");
 }

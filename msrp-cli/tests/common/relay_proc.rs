@@ -98,6 +98,11 @@ impl Fixture {
     /// Starts a relay with plain TCP and TLS listeners on free loopback ports, as host
     /// `localhost`, verifying `msrps:` next hops against the test CA.
     pub fn start(&self, name: &str, extra: &[&str]) -> RelayProc {
+        self.start_as(name, "localhost", extra)
+    }
+
+    /// [`start`](Self::start) with another host name in the issued URIs.
+    pub fn start_as(&self, name: &str, host: &str, extra: &[&str]) -> RelayProc {
         let mut args: Vec<String> = vec![
             "relay".into(),
             "--json".into(),
@@ -106,7 +111,7 @@ impl Fixture {
             "--tls-listen".into(),
             "127.0.0.1:0".into(),
             "--host".into(),
-            "localhost".into(),
+            host.into(),
             "--realm".into(),
             REALM.into(),
         ];
