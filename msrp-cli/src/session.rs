@@ -148,9 +148,15 @@ pub struct SessionArgs {
     /// Largest message we accept, in octets (a=max-size).
     #[arg(long, value_name = "OCTETS")]
     max_size: Option<u64>,
-    /// Largest chunk body we send, in octets.
-    #[arg(long, value_name = "OCTETS", default_value_t = 64 * 1024)]
+    /// Largest chunk body we send on a direct session, in octets (each outgoing message
+    /// buffers up to two chunks).
+    #[arg(long, value_name = "OCTETS", default_value_t = msrp::proto::session::DEFAULT_CHUNK_SIZE)]
     chunk_size: usize,
+    /// Largest chunk body we send when the session goes through relays (RFC 4976: ours,
+    /// --relay, or the peer's in its a=path), in octets; the smaller of this and
+    /// --chunk-size applies. Kamailio 5.6.3 refuses frames of about 11 KiB and more.
+    #[arg(long, value_name = "OCTETS", default_value_t = msrp::proto::session::DEFAULT_RELAY_CHUNK_SIZE)]
+    relay_chunk_size: usize,
     /// MSRP over TLS (`TCP/TLS/MSRP`, `msrps:`, RFC 4975 §14): our SDP carries our
     /// certificate's a=fingerprint; the active side is the TLS client (RFC 6135 §4.3) and
     /// pins the peer's a=fingerprint. Without --cert a self-signed certificate is generated.
@@ -267,6 +273,9 @@ pub fn run(side: Side, args: SessionArgs, verbose: u8) -> anyhow::Result<()> {
     }
     if args.chunk_size == 0 {
         return Err(anyhow!("--chunk-size must be at least 1"));
+    }
+    if args.relay_chunk_size == 0 {
+        return Err(anyhow!("--relay-chunk-size must be at least 1"));
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -610,8 +619,11 @@ async fn run_async(side: Side, args: SessionArgs, verbose: u8) -> anyhow::Result
     opts.endpoint.connect_timeout = timeout;
     opts.endpoint.bind_timeout = timeout;
     opts.session.transaction_timeout = timeout;
+    // Each session picks its chunk size: --chunk-size when direct, at most
+    // --relay-chunk-size through relays (SessionConfig::chunk_size); the send window follows
+    // (two chunks per outgoing message).
     opts.session.max_chunk_size = args.chunk_size;
-    opts.session.send_window = opts.session.send_window.max(2 * args.chunk_size);
+    opts.session.relay_chunk_size = args.relay_chunk_size;
     let auto = args.reachability == ReachabilityArg::Auto;
     if args.stun.is_some() && !auto {
         return Err(anyhow!("--stun is only used with --reachability auto"));

@@ -121,6 +121,14 @@ impl SessionParams {
             config,
         }
     }
+
+    /// True when the session goes through relays (RFC 4976): its To-Path has more than the
+    /// peer's URI (our relays' Use-Path, the peer's relays, or both). Such a session cuts its
+    /// chunks at [`SessionConfig::relay_chunk_size`] at most, since relays may limit the frame
+    /// size.
+    pub fn via_relay(&self) -> bool {
+        self.remote_path.len() > 1
+    }
 }
 
 /// Endpoint settings. Every limit is documented in `docs/limits.md` (default, and what
@@ -408,6 +416,13 @@ impl Endpoint {
         self.sessions.get(&s).and_then(|e| e.conn)
     }
 
+    /// The largest chunk body a session sends ([`Session::chunk_size`]: its
+    /// [`SessionConfig::max_chunk_size`], or at most its
+    /// [`SessionConfig::relay_chunk_size`] through relays), `None` once closed.
+    pub fn session_chunk_size(&self, s: SessionHandle) -> Option<usize> {
+        self.sessions.get(&s).map(|e| e.core.chunk_size())
+    }
+
     /// The parameters a session was created with.
     pub fn session_params(&self, s: SessionHandle) -> Option<&SessionParams> {
         self.sessions.get(&s).map(|e| &e.params)
@@ -464,7 +479,8 @@ impl Endpoint {
         }
         let h = SessionHandle(self.next_id);
         self.next_id += 1;
-        let core = Session::new(params.config.clone());
+        let mut core = Session::new(params.config.clone());
+        core.set_via_relay(params.via_relay());
         let connect_to = params.connect_to.clone();
         self.sessions.insert(
             h,
@@ -554,6 +570,7 @@ impl Endpoint {
         }
         let config = e.params.config.clone();
         e.params = SessionParams { config, ..params };
+        e.core.set_via_relay(e.params.via_relay());
         e.provisional = false;
         e.deadline = Some(now + self.config.connect_timeout);
         let first_from = e.first_from.take();

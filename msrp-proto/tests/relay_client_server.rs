@@ -270,6 +270,12 @@ fn relay_auth_then_passive_session_reuses_the_relay_connection() {
         Some(c),
         "reuses the relay connection"
     );
+    // Through a relay the session cuts chunks at the relay chunk size (Kamailio refuses
+    // frames of about 11 KiB and more), not at the direct default.
+    assert_eq!(
+        ep.session_chunk_size(s),
+        Some(msrp_proto::session::DEFAULT_RELAY_CHUNK_SIZE)
+    );
     while let Some(ev) = ep.poll_event() {
         assert!(
             !matches!(ev, Event::Connect { .. }),

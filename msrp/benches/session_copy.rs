@@ -1,11 +1,21 @@
-//! Throughput of an MSRP file transfer over loopback TCP (one 64 MiB message streamed from an
-//! `AsyncRead`, through the sans-IO core and the tokio driver, received and counted), against
-//! a raw tokio TCP copy of the same bytes in the same run (ratio in docs/performance.md,
-//! section "MSRP sessions"), and the same transfer over TLS (`msrps:`, fingerprints pinned)
-//! against a raw tokio-rustls copy with the same kind of configurations (`common::tls_copy`,
-//! section "MSRP sessions over TLS").
+//! Throughput of an MSRP file transfer over loopback (one 64 MiB message streamed from an
+//! `AsyncRead`, through the sans-IO core and the tokio driver, received and counted) against a
+//! raw copy of the same bytes measured in the same run:
+//!
+//! - group `loopback_transfer_64MiB` (issue 4): MSRP over plain TCP against the raw tokio TCP
+//!   copy of `common::tcp_copy`;
+//! - group `loopback_tls_transfer_64MiB` (issue 5): MSRP over TLS (`msrps:`, fingerprints
+//!   pinned from the SDP both ways) against the raw tokio-rustls copy of `common::tls_copy`
+//!   with the same kind of pinned configurations.
+//!
+//! The `*_default` variants use the stack's default configuration (`Options::new` /
+//! `Options::tls`, a direct session: [`SessionConfig::max_chunk_size`] chunks); the
+//! `*_chunk_64k` variants use 64 KiB chunks for comparison with the former default. Ratios
+//! and the method are in docs/performance.md ("MSRP sessions").
 //!
 //! Run: `cargo bench -p msrp --bench session_copy`.
+//!
+//! [`SessionConfig::max_chunk_size`]: msrp::proto::session::SessionConfig::max_chunk_size
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
 
@@ -23,9 +33,10 @@ mod common;
 const TOTAL: u64 = 64 * 1024 * 1024;
 
 /// Two endpoints over plain TCP (`tls` false) or TLS (`msrps:`, fingerprints pinned from the
-/// SDP, as issue 5 sets them up), with one connected session between them.
+/// SDP, as issue 5 sets them up), with one connected session between them. `chunk`: `None`
+/// keeps the default session configuration, `Some(n)` sets `max_chunk_size` to `n`.
 async fn session_pair(
-    chunk: usize,
+    chunk: Option<usize>,
     tls: bool,
 ) -> (MsrpEndpoint, MsrpEndpoint, MsrpSession, MsrpSession) {
     let addr = "127.0.0.1:0".parse().expect("addr");
@@ -38,19 +49,13 @@ async fn session_pair(
         } else {
             Options::new(addr)
         };
-        o.session.max_chunk_size = chunk;
-        o.session.send_window = 2 * chunk;
+        if let Some(chunk) = chunk {
+            o.session.max_chunk_size = chunk;
+        }
         o
     };
     let a = MsrpEndpoint::bind(opts(tls)).await.expect("bind");
     let b = MsrpEndpoint::bind(opts(tls)).await.expect("bind");
-    session_between(a, b).await
-}
-
-async fn session_between(
-    a: MsrpEndpoint,
-    b: MsrpEndpoint,
-) -> (MsrpEndpoint, MsrpEndpoint, MsrpSession, MsrpSession) {
     let offered = a.create_offer(&a.local_config()).await.expect("offer");
     let offer = offered.offer().clone();
     let (answer, mut sb) = b
@@ -101,72 +106,143 @@ async fn transfer(sa: &mut MsrpSession, sb: &mut MsrpSession, total: u64) -> Dur
     elapsed
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// A benchmark variant: its name, and how it runs `n` transfers (returning their total time).
+#[derive(Clone, Copy, Debug)]
+enum Variant {
+    /// Raw tokio TCP copy.
+    Tcp,
+    /// Raw tokio-rustls copy.
+    Tls,
+    /// MSRP session, TLS or not, with this chunk size (`None`: the default configuration).
+    Msrp { tls: bool, chunk: Option<usize> },
+}
+
+impl Variant {
+    fn parse(name: &str) -> Option<Variant> {
+        let (tls, rest) = match name {
+            "tcp" => return Some(Variant::Tcp),
+            "tls" => return Some(Variant::Tls),
+            n if n.starts_with("msrps_") => (true, &n[6..]),
+            n if n.starts_with("msrp_") => (false, &n[5..]),
+            _ => return None,
+        };
+        let chunk = match rest {
+            "default" => None,
+            r => Some(r.strip_prefix("chunk_")?.strip_suffix('k')?.parse::<usize>().ok()? * 1024),
+        };
+        Some(Variant::Msrp { tls, chunk })
+    }
+
+    fn name(self) -> String {
+        match self {
+            Variant::Tcp => "tcp".into(),
+            Variant::Tls => "tls".into(),
+            Variant::Msrp { tls, chunk } => format!(
+                "{}_{}",
+                if tls { "msrps" } else { "msrp" },
+                chunk.map_or("default".into(), |c| format!("chunk_{}k", c / 1024))
+            ),
+        }
+    }
+}
+
+/// Runs `n` transfers of a variant (set-up untimed) and returns the timed total.
+struct Runner {
+    variant: Variant,
+    tls_configs: Option<(
+        Arc<msrp::rustls::ClientConfig>,
+        Arc<msrp::rustls::ServerConfig>,
+    )>,
+    pair: Option<(MsrpEndpoint, MsrpEndpoint, MsrpSession, MsrpSession)>,
+}
+
+impl Runner {
+    async fn new(variant: Variant) -> Runner {
+        let mut r = Runner {
+            variant,
+            tls_configs: None,
+            pair: None,
+        };
+        match variant {
+            Variant::Tcp => {}
+            Variant::Tls => r.tls_configs = Some(common::pinned_configs()),
+            Variant::Msrp { tls, chunk } => r.pair = Some(session_pair(chunk, tls).await),
+        }
+        r
+    }
+
+    async fn run(&mut self, n: u64) -> Duration {
+        let mut total = Duration::ZERO;
+        for _ in 0..n {
+            total += match (&self.variant, &mut self.pair) {
+                (Variant::Tcp, _) => common::tcp_copy(TOTAL).await,
+                (Variant::Tls, _) => {
+                    let (c, s) = self.tls_configs.clone().expect("configs");
+                    common::tls_copy(c, s, TOTAL).await
+                }
+                (_, Some((_, _, sa, sb))) => transfer(sa, sb, TOTAL).await,
+                (_, None) => unreachable!("session pair set up in new"),
+            };
+        }
+        total
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("runtime");
-    let mut group = c.benchmark_group("loopback_transfer_64MiB");
-    group.throughput(Throughput::Bytes(TOTAL));
-    group.bench_function("tcp", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += common::tcp_copy(TOTAL).await;
-                }
-                total
-            })
-        })
-    });
-    for chunk in [64 * 1024, 256 * 1024] {
-        let (_a, _b, mut sa, mut sb) = rt.block_on(session_pair(chunk, false));
-        group.bench_function(format!("msrp_chunk_{}k", chunk / 1024), |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += transfer(&mut sa, &mut sb, TOTAL).await;
-                    }
-                    total
-                })
-            })
-        });
-    }
-    group.finish();
+        .expect("runtime")
+}
 
-    // Issue 5: the same transfer over TLS, against a raw tokio-rustls copy (pinned
-    // configurations, as `tls_copy` measures it) in the same run.
-    let mut group = c.benchmark_group("loopback_tls_transfer_64MiB");
+fn group(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, variants: &[Variant]) {
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Bytes(TOTAL));
-    let (ccfg, scfg) = common::pinned_configs();
-    group.bench_function("tls", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += common::tls_copy(ccfg.clone(), scfg.clone(), TOTAL).await;
-                }
-                total
-            })
-        })
-    });
-    for chunk in [64 * 1024, 256 * 1024] {
-        let (_a, _b, mut sa, mut sb) = rt.block_on(session_pair(chunk, true));
-        group.bench_function(format!("msrps_chunk_{}k", chunk / 1024), |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += transfer(&mut sa, &mut sb, TOTAL).await;
-                    }
-                    total
-                })
-            })
+    for &v in variants {
+        let mut runner = rt.block_on(Runner::new(v));
+        group.bench_function(v.name(), |b| {
+            b.iter_custom(|iters| rt.block_on(runner.run(iters)))
         });
     }
     group.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = runtime();
+    let kb64 = Some(64 * 1024);
+    group(
+        c,
+        &rt,
+        "loopback_transfer_64MiB",
+        &[
+            Variant::Tcp,
+            Variant::Msrp {
+                tls: false,
+                chunk: None,
+            },
+            Variant::Msrp {
+                tls: false,
+                chunk: kb64,
+            },
+        ],
+    );
+    group(
+        c,
+        &rt,
+        "loopback_tls_transfer_64MiB",
+        &[
+            Variant::Tls,
+            Variant::Msrp {
+                tls: true,
+                chunk: None,
+            },
+            Variant::Msrp {
+                tls: true,
+                chunk: kb64,
+            },
+        ],
+    );
 }
 
 criterion_group! {
@@ -177,45 +253,29 @@ criterion_group! {
         .measurement_time(Duration::from_secs(6));
     targets = bench
 }
-/// `SESSION_COPY_ONCE=<variant>:<n>` (variant `tcp`, `msrp_chunk_64k`, `msrp_chunk_256k`,
-/// `tls`, `msrps_chunk_64k`, `msrps_chunk_256k`):
-/// runs `n` transfers of that variant and exits, without criterion, for instruction counts
-/// under `valgrind --tool=callgrind` (run with `n` = 0 and `n` = 2 and take the difference
-/// over 128 MiB; see docs/performance.md).
+
+/// `SESSION_COPY_ONCE=<variant>:<n>[,<variant>:<n>...]`: runs `n` transfers of each variant
+/// (in turn, on one runtime), prints each variant's mean time and throughput to stderr and
+/// exits, without criterion. Variants: `tcp`, `tls`, `msrp_default`, `msrps_default`,
+/// `msrp_chunk_<K>k`, `msrps_chunk_<K>k` (any chunk size in KiB). With `n` = 0 only the
+/// set-up runs: under `valgrind --tool=callgrind`, the count for `n` minus the count for 0
+/// is the instructions of `n` transfers (see docs/performance.md).
 fn once(spec: &str) {
-    let (variant, n) = spec.split_once(':').expect("variant:n");
-    let n: u32 = n.parse().expect("n");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        if variant == "tcp" {
-            for _ in 0..n {
-                common::tcp_copy(TOTAL).await;
-            }
-            return;
+    let rt = runtime();
+    for item in spec.split(',') {
+        let (variant, n) = item.split_once(':').expect("variant:n");
+        let v = Variant::parse(variant).unwrap_or_else(|| panic!("unknown variant {variant}"));
+        let n: u64 = n.parse().expect("n");
+        let elapsed = rt.block_on(async {
+            let mut r = Runner::new(v).await;
+            r.run(n).await
+        });
+        if n > 0 {
+            let per = elapsed / n as u32;
+            let mib_s = (TOTAL as f64 / (1024.0 * 1024.0)) / per.as_secs_f64();
+            eprintln!("{:<20} {:>10.1?} per 64 MiB  {:>8.0} MiB/s", v.name(), per, mib_s);
         }
-        if variant == "tls" {
-            let (ccfg, scfg) = common::pinned_configs();
-            for _ in 0..n {
-                common::tls_copy(ccfg.clone(), scfg.clone(), TOTAL).await;
-            }
-            return;
-        }
-        let (chunk, tls) = match variant {
-            "msrp_chunk_64k" => (64 * 1024, false),
-            "msrp_chunk_256k" => (256 * 1024, false),
-            "msrps_chunk_64k" => (64 * 1024, true),
-            "msrps_chunk_256k" => (256 * 1024, true),
-            v => panic!("unknown variant {v}"),
-        };
-        let (_a, _b, mut sa, mut sb) = session_pair(chunk, tls).await;
-        for _ in 0..n {
-            transfer(&mut sa, &mut sb, TOTAL).await;
-        }
-    });
+    }
 }
 
 fn main() {

@@ -58,8 +58,12 @@ use crate::transport::{BoxedIo, PlainTcp, Transport};
 /// Bytes handed to a connection's writer task and not yet written, above which the driver
 /// stops cutting chunks for that connection.
 const WRITE_WINDOW: usize = 256 * 1024;
-/// Size of the blocks read from sockets and from outgoing streams.
+/// Size of the blocks read from sockets.
 const READ_BLOCK: usize = 64 * 1024;
+/// Bounds of the blocks read from an outgoing stream: one chunk of its session
+/// ([`SessionConfig::chunk_size`]) within these.
+const MIN_STREAM_BLOCK: usize = 4 * 1024;
+const MAX_STREAM_BLOCK: usize = 4 * 1024 * 1024;
 /// Notices buffered per session channel.
 const NOTICE_QUEUE: usize = 64;
 /// Body bytes of notices waiting for room (beyond the channels) above which the driver stops
@@ -272,7 +276,8 @@ enum Cmd {
         session: SessionHandle,
         spec: MessageSpec,
         body: Option<Vec<u8>>,
-        reply: oneshot::Sender<Result<(String, OutcomeRx), Error>>,
+        /// Message-ID, outcome, and the session's chunk size (the block size for streams).
+        reply: oneshot::Sender<Result<(String, OutcomeRx, usize), Error>>,
     },
     Body {
         session: SessionHandle,
@@ -747,7 +752,7 @@ impl SessionSender {
         let spec = MessageSpec::new(content_type, Some(data.len() as u64))
             .with_success_report(reports.success)
             .with_failure_report(reports.failure);
-        self.queue(spec, Some(data)).await
+        Ok(self.queue(spec, Some(data)).await?.0)
     }
 
     /// Sends a message streamed from `reader` (a file, for example); `size` is its length when
@@ -764,11 +769,14 @@ impl SessionSender {
         let spec = MessageSpec::new(content_type, size)
             .with_success_report(reports.success)
             .with_failure_report(reports.failure);
-        let out = self.queue(spec, None).await?;
+        let (out, chunk) = self.queue(spec, None).await?;
+        // Blocks of one chunk: the core keeps each block as the body of one chunk, without
+        // copying or joining blocks (the session's send window holds two chunks).
+        let block = chunk.clamp(MIN_STREAM_BLOCK, MAX_STREAM_BLOCK);
         let (cmd, session, message_id) = (self.cmd.clone(), self.handle, out.message_id.clone());
         tokio::spawn(async move {
             loop {
-                let mut buf = Vec::with_capacity(READ_BLOCK);
+                let mut buf = Vec::with_capacity(block);
                 let n = match read_block(&mut reader, &mut buf).await {
                     Ok(n) => n,
                     Err(e) => {
@@ -805,7 +813,7 @@ impl SessionSender {
         &self,
         spec: MessageSpec,
         body: Option<Vec<u8>>,
-    ) -> Result<OutgoingMessage, Error> {
+    ) -> Result<(OutgoingMessage, usize), Error> {
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Cmd::Send {
@@ -815,11 +823,14 @@ impl SessionSender {
                 reply,
             })
             .map_err(|_| Error::Shutdown)?;
-        let (message_id, outcome) = rx.await.map_err(|_| Error::Shutdown)??;
-        Ok(OutgoingMessage {
-            message_id,
-            outcome,
-        })
+        let (message_id, outcome, chunk) = rx.await.map_err(|_| Error::Shutdown)??;
+        Ok((
+            OutgoingMessage {
+                message_id,
+                outcome,
+            },
+            chunk,
+        ))
     }
 
     /// Aborts a message being sent (`#`, RFC 4975 §7.1).
@@ -1267,7 +1278,11 @@ impl Driver {
                                 },
                             );
                         }
-                        Ok((id, rx))
+                        let chunk = self
+                            .core
+                            .session_chunk_size(session)
+                            .unwrap_or(READ_BLOCK);
+                        Ok((id, rx, chunk))
                     }
                     Err(e) => Err(Error::from(e)),
                 };
@@ -1358,7 +1373,28 @@ impl Driver {
         let tx = self.in_tx.clone();
         let wrote = self.wrote_tx.clone();
         tokio::spawn(async move {
-            while let Some(d) = wrx.recv().await {
+            loop {
+                // Flush whenever the queue runs dry: a TLS stream may accept bytes while its
+                // records still wait in the TLS buffer (tokio-rustls returns `Ok(n)` when the
+                // socket is full), and only a later write or a flush sends them. Without it
+                // the last chunk or response of a burst could stay unsent. Plain TCP's flush
+                // does nothing.
+                let d = match wrx.try_recv() {
+                    Ok(d) => d,
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        if let Err(e) = wr.flush().await {
+                            let _ = tx
+                                .send(Input::Closed(c, format!("write failed: {e}")))
+                                .await;
+                            return;
+                        }
+                        match wrx.recv().await {
+                            Some(d) => d,
+                            None => break,
+                        }
+                    }
+                };
                 if let Err(e) = write_parts(&mut wr, &d).await {
                     let _ = tx
                         .send(Input::Closed(c, format!("write failed: {e}")))

@@ -9,7 +9,8 @@
 //!
 //! # Fairness
 //!
-//! Messages are cut into chunks of at most [`SessionConfig::max_chunk_size`] bytes and the
+//! Messages are cut into chunks of at most [`Session::chunk_size`] bytes (see
+//! [`SessionConfig::chunk_size`]: smaller through relays) and the
 //! chunks of all messages with data ready are taken in turn (round robin), so a small message
 //! queued behind a large one goes out after at most one chunk of it (RFC 4975 §7.1.1: "each
 //! concurrent request gets a chance to send some fair portion of data"). The endpoint pulls a
@@ -54,12 +55,38 @@ pub fn random_ident(rng: RandomSource<'_>, len: usize) -> String {
         .collect()
 }
 
+/// Default [`SessionConfig::max_chunk_size`]: the largest chunk body on a direct session.
+///
+/// Chosen from `msrp/benches/session_copy.rs` (docs/performance.md, "Chunk size"): the
+/// per-chunk work (head, transaction, 200 response, task hops) is paid once per chunk, so
+/// larger chunks approach the raw copy. Each outgoing message buffers at most its send window
+/// (two chunks by default), so this also sets the sender's memory per message.
+pub const DEFAULT_CHUNK_SIZE: usize = 1024 * 1024;
+
+/// Default [`SessionConfig::relay_chunk_size`]: the largest chunk body when the session goes
+/// through a relay (RFC 4976).
+///
+/// Relays may limit their frame size: Kamailio 5.6.3 answers `413` to frames of 11,239 bytes
+/// and more and drops the connection above 16 KiB (docs/interop.md). 8 KiB of body leaves room
+/// for the headers, which grow with every relay in To-Path and From-Path. RFC 4975 §7.1.1:
+/// chunks SHOULD NOT be smaller than 2048 octets, so 8 KiB stays well above that.
+pub const DEFAULT_RELAY_CHUNK_SIZE: usize = 8 * 1024;
+
 /// Session settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionConfig {
-    /// Largest chunk body we send (default 64 KiB).
+    /// Largest chunk body we send on a direct session, one whose To-Path is only the peer's
+    /// URI (default [`DEFAULT_CHUNK_SIZE`], 1 MiB).
     pub max_chunk_size: usize,
-    /// Body bytes buffered per outgoing message before writes are refused (default two chunks).
+    /// Largest chunk body we send when the session goes through relays (RFC 4976: a To-Path
+    /// with more than one URI, ours or the peer's); the smaller of this and
+    /// [`max_chunk_size`](Self::max_chunk_size) applies (default
+    /// [`DEFAULT_RELAY_CHUNK_SIZE`], 8 KiB).
+    pub relay_chunk_size: usize,
+    /// Body bytes buffered per outgoing message before writes are refused; at least two
+    /// chunks are always allowed, so that the application can fill the next chunk while the
+    /// previous one is written (default 128 KiB, so two chunks: 2 MiB with the default
+    /// direct chunk size, 128 KiB through relays).
     pub send_window: usize,
     /// Time to wait for the response to a `Failure-Report: yes` transaction (RFC 4975 §7.1.1:
     /// 30 seconds).
@@ -68,10 +95,31 @@ pub struct SessionConfig {
     pub recv: RecvPolicy,
 }
 
+impl SessionConfig {
+    /// The chunk size a session uses: [`max_chunk_size`](Self::max_chunk_size) on a direct
+    /// session, at most [`relay_chunk_size`](Self::relay_chunk_size) through relays; at least
+    /// one byte.
+    pub fn chunk_size(&self, via_relay: bool) -> usize {
+        let c = if via_relay {
+            self.max_chunk_size.min(self.relay_chunk_size)
+        } else {
+            self.max_chunk_size
+        };
+        c.max(1)
+    }
+
+    /// The send window for a chunk size: [`send_window`](Self::send_window), at least two
+    /// chunks.
+    pub fn window(&self, chunk: usize) -> usize {
+        self.send_window.max(chunk.saturating_mul(2))
+    }
+}
+
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            max_chunk_size: 64 * 1024,
+            max_chunk_size: DEFAULT_CHUNK_SIZE,
+            relay_chunk_size: DEFAULT_RELAY_CHUNK_SIZE,
             send_window: 128 * 1024,
             transaction_timeout: Duration::from_secs(30),
             recv: RecvPolicy::default(),
@@ -209,6 +257,8 @@ pub struct Fatal {
 #[derive(Debug)]
 pub struct Session {
     config: SessionConfig,
+    /// Chunk size in use ([`SessionConfig::chunk_size`]).
+    chunk: usize,
     out: HashMap<String, OutMessage>,
     /// Messages that may have chunks to cut, in round-robin order.
     rr: VecDeque<String>,
@@ -231,6 +281,7 @@ impl Session {
     pub fn new(config: SessionConfig) -> Self {
         let receiver = Receiver::new(config.recv.clone());
         Session {
+            chunk: config.chunk_size(false),
             config,
             out: HashMap::new(),
             rr: VecDeque::new(),
@@ -246,6 +297,23 @@ impl Session {
     /// The settings.
     pub fn config(&self) -> &SessionConfig {
         &self.config
+    }
+
+    /// Tells the session whether it goes through relays (RFC 4976: its To-Path has more than
+    /// one URI): chunks are then cut at [`SessionConfig::relay_chunk_size`] at most. A new
+    /// session is direct. Applies to chunks cut from now on.
+    pub fn set_via_relay(&mut self, via_relay: bool) {
+        self.chunk = self.config.chunk_size(via_relay);
+    }
+
+    /// The largest chunk body this session sends now.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk
+    }
+
+    /// Body bytes each outgoing message may buffer ([`SessionConfig::window`]).
+    pub fn send_window(&self) -> usize {
+        self.config.window(self.chunk)
     }
 
     // ---- application commands ----------------------------------------------------------
@@ -280,7 +348,7 @@ impl Session {
     /// Writes body bytes of a queued message; returns how many were taken (fewer than given
     /// when the send window is full: wait for [`SessionEvent::SendReady`]).
     pub fn write(&mut self, message_id: &str, data: &[u8]) -> Result<usize, SendError> {
-        let window = self.config.send_window.max(self.config.max_chunk_size);
+        let window = self.send_window();
         let m = self
             .out
             .get_mut(message_id)
@@ -292,7 +360,7 @@ impl Session {
     /// empty and all of `data` fits, it is kept without a copy. Taken bytes are removed from
     /// the front of `data`.
     pub fn write_vec(&mut self, message_id: &str, data: &mut Vec<u8>) -> Result<usize, SendError> {
-        let window = self.config.send_window.max(self.config.max_chunk_size);
+        let window = self.send_window();
         let m = self
             .out
             .get_mut(message_id)
@@ -302,7 +370,7 @@ impl Session {
 
     /// Bytes [`write`](Self::write) would take now.
     pub fn write_capacity(&self, message_id: &str) -> usize {
-        let window = self.config.send_window.max(self.config.max_chunk_size);
+        let window = self.send_window();
         self.out.get(message_id).map_or(0, |m| m.capacity(window))
     }
 
@@ -352,7 +420,7 @@ impl Session {
             || self.rr.iter().any(|id| {
                 self.out
                     .get(id)
-                    .is_some_and(|m| m.ready(self.config.max_chunk_size))
+                    .is_some_and(|m| m.ready(self.chunk))
             })
     }
 
@@ -368,7 +436,7 @@ impl Session {
                 status,
             }));
         }
-        let max = self.config.max_chunk_size.max(1);
+        let max = self.chunk;
         for _ in 0..self.rr.len() {
             let id = self.rr.pop_front()?;
             let Some(m) = self.out.get_mut(&id) else {
@@ -382,7 +450,7 @@ impl Session {
             }
             let had_no_room = m.blocked;
             let chunk = m.cut(max).expect("ready message yields a chunk");
-            let window = self.config.send_window.max(max);
+            let window = self.config.window(max);
             if had_no_room && m.capacity(window) > 0 {
                 m.blocked = false;
                 self.events.push_back(SessionEvent::SendReady {

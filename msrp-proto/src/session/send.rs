@@ -2,10 +2,13 @@
 //! (§7.1 `#` flag) and the bookkeeping of success reports (§7.3.2).
 //!
 //! The application hands body bytes in as they become available ([`OutMessage::write`]); the
-//! message never holds more than the send window, so a 1 GiB file streams through a few
-//! hundred KiB of memory. Chunks are cut when a full chunk is buffered or the body is
+//! message never holds more than the send window (two chunks by default), so a 1 GiB file
+//! streams through a few MiB of memory. Owned blocks are kept as handed in, so a block of
+//! exactly one chunk goes out as that chunk's body without a copy. Chunks are cut when a full chunk is buffered or the body is
 //! finished, so no chunk except the last is smaller than the chunk size (§7.1.1: "Senders
 //! SHOULD NOT break messages into chunks smaller than 2048 octets, except for the final chunk").
+
+use std::collections::VecDeque;
 
 use super::ranges::RangeSet;
 use super::wire::{ByteRange, Continuation, FailureReport};
@@ -14,6 +17,10 @@ use super::wire::{ByteRange, Continuation, FailureReport};
 /// §7.1.1 says a chunk larger than 2048 octets must be interruptible and "any chunk with a body
 /// of greater than 2048 octets will have a "*" character in the range-end field".
 pub const INTERRUPTIBLE_THRESHOLD: usize = 2048;
+
+/// Writes shorter than this are copied into the last buffered block (or a new block of this
+/// capacity) rather than kept as blocks of their own.
+const SMALL_BLOCK: usize = 4096;
 
 /// What the application wants to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,8 +103,15 @@ pub struct OutMessage {
     pub id: String,
     /// What was asked.
     pub spec: MessageSpec,
-    /// Body bytes written by the application and not yet cut into chunks.
-    buf: Vec<u8>,
+    /// Body bytes written by the application and not yet cut into chunks, in the blocks they
+    /// were handed in (owned blocks are kept as they are, so that a block of exactly one
+    /// chunk becomes that chunk's body without a copy). The first block may be partly
+    /// consumed: its first `front_used` bytes were cut already.
+    bufs: VecDeque<Vec<u8>>,
+    /// Bytes of `bufs[0]` already cut into chunks.
+    front_used: usize,
+    /// Bytes in `bufs` not yet cut.
+    buffered: usize,
     /// Bytes already cut into chunks (the next chunk starts at `next + 1`).
     next: u64,
     /// The application will write no more bytes.
@@ -135,7 +149,9 @@ impl OutMessage {
         OutMessage {
             id,
             spec,
-            buf: Vec::new(),
+            bufs: VecDeque::new(),
+            front_used: 0,
+            buffered: 0,
             next: 0,
             finished,
             state: OutState::Sending,
@@ -151,7 +167,7 @@ impl OutMessage {
         if self.finished || self.state != OutState::Sending {
             return 0;
         }
-        let room = window.saturating_sub(self.buf.len());
+        let room = window.saturating_sub(self.buffered);
         match self.spec.size {
             Some(s) => room.min(usize::try_from(s - self.written()).unwrap_or(usize::MAX)),
             None => room,
@@ -160,7 +176,7 @@ impl OutMessage {
 
     /// Bytes written by the application so far.
     pub fn written(&self) -> u64 {
-        self.next + self.buf.len() as u64
+        self.next + self.buffered as u64
     }
 
     /// Bytes cut into chunks so far.
@@ -187,12 +203,19 @@ impl OutMessage {
             }
         }
         let n = data.len().min(self.capacity(window));
-        if self.buf.is_empty() && n == data.len() && n >= 4096 {
-            // Whole block taken into an empty buffer: one copy, no reallocation steps.
-            self.buf = data.to_vec();
-        } else {
-            self.buf.extend_from_slice(&data[..n]);
+        match self.bufs.back_mut() {
+            // Small writes join the last block while it has room (no reallocation); a new
+            // block has room for at least SMALL_BLOCK bytes, so many small writes do not
+            // make many small blocks.
+            Some(last) if last.capacity() - last.len() >= n => last.extend_from_slice(&data[..n]),
+            _ if n > 0 => {
+                let mut block = Vec::with_capacity(n.max(SMALL_BLOCK));
+                block.extend_from_slice(&data[..n]);
+                self.bufs.push_back(block);
+            }
+            _ => {}
         }
+        self.buffered += n;
         if n < data.len() {
             self.blocked = true;
         }
@@ -202,11 +225,11 @@ impl OutMessage {
         Ok(n)
     }
 
-    /// Like [`write`](Self::write) for an owned buffer: when the buffer is empty and the
-    /// whole of `data` fits, it is kept without copying. Returns the bytes taken; the rest is
-    /// left in `data` (drained from the front).
+    /// Like [`write`](Self::write) for an owned buffer: when the whole of `data` fits, it is
+    /// kept as one block without copying. Returns the bytes taken; the rest is left in `data`
+    /// (drained from the front).
     pub fn write_vec(&mut self, data: &mut Vec<u8>, window: usize) -> Result<usize, WriteError> {
-        if self.buf.is_empty()
+        if data.len() >= SMALL_BLOCK
             && self.spec.content_type.is_some()
             && !self.finished
             && self.state == OutState::Sending
@@ -217,7 +240,8 @@ impl OutMessage {
                 .is_none_or(|s| self.written() + data.len() as u64 <= s)
         {
             let n = data.len();
-            self.buf = std::mem::take(data);
+            self.bufs.push_back(std::mem::take(data));
+            self.buffered += n;
             if self.spec.size == Some(self.written()) {
                 self.finished = true;
             }
@@ -247,7 +271,7 @@ impl OutMessage {
     pub fn ready(&self, max_chunk: usize) -> bool {
         match self.state {
             OutState::Aborting => true,
-            OutState::Sending => self.finished || self.buf.len() >= max_chunk,
+            OutState::Sending => self.finished || self.buffered >= max_chunk,
             OutState::Sent | OutState::Stopped => false,
         }
     }
@@ -256,7 +280,7 @@ impl OutMessage {
     /// "If the sender is aborting an incomplete message, and intends to send no further chunks
     /// in that message, the flag MUST be a "#"").
     pub fn abort(&mut self) {
-        self.buf = Vec::new();
+        self.clear_buffer();
         self.state = match self.state {
             OutState::Sending | OutState::Aborting if self.next > 0 => OutState::Aborting,
             OutState::Sent => OutState::Sent,
@@ -267,10 +291,48 @@ impl OutMessage {
     /// Stops the message without a `#` chunk (RFC 4975 §10.5: after a 413 the sender "MUST NOT
     /// send any further chunks in the message").
     pub fn stop(&mut self) {
-        self.buf = Vec::new();
+        self.clear_buffer();
         if matches!(self.state, OutState::Sending | OutState::Aborting) {
             self.state = OutState::Stopped;
         }
+    }
+
+    /// Drops the buffered body bytes.
+    fn clear_buffer(&mut self) {
+        self.bufs = VecDeque::new();
+        self.front_used = 0;
+        self.buffered = 0;
+    }
+
+    /// Removes the first `take` buffered bytes (at most [`buffered`](Self::buffered)) and
+    /// returns them: the first block itself when it is exactly that long (no copy), else a
+    /// copy of those bytes.
+    fn take_front(&mut self, take: usize) -> Vec<u8> {
+        debug_assert!(take <= self.buffered);
+        self.buffered -= take;
+        if self.front_used == 0 && self.bufs.front().is_some_and(|b| b.len() == take) {
+            return self.bufs.pop_front().unwrap_or_default();
+        }
+        let mut body = Vec::with_capacity(take);
+        while body.len() < take {
+            let Some(front) = self.bufs.front() else {
+                break;
+            };
+            let avail = &front[self.front_used..];
+            let n = avail.len().min(take - body.len());
+            body.extend_from_slice(&avail[..n]);
+            self.front_used += n;
+            if self.front_used == front.len() {
+                self.bufs.pop_front();
+                self.front_used = 0;
+            }
+        }
+        body
+    }
+
+    /// Body bytes written and not yet cut into chunks.
+    pub fn buffered(&self) -> usize {
+        self.buffered
     }
 
     /// Cuts the next chunk of at most `max_chunk` body bytes. Call only when [`ready`](Self::ready).
@@ -292,16 +354,11 @@ impl OutMessage {
             OutState::Sending => {}
             _ => return None,
         }
-        let take = self.buf.len().min(max_chunk.max(1));
-        let body = if take == self.buf.len() {
-            std::mem::take(&mut self.buf)
-        } else {
-            let rest = self.buf.split_off(take);
-            std::mem::replace(&mut self.buf, rest)
-        };
+        let take = self.buffered.min(max_chunk.max(1));
+        let body = self.take_front(take);
         let start = self.next + 1;
         self.next += take as u64;
-        let drained = self.finished && self.buf.is_empty();
+        let drained = self.finished && self.buffered == 0;
         let complete = match self.spec.size {
             Some(s) => self.next == s,
             None => drained,
@@ -386,6 +443,73 @@ mod tests {
         fn concat_bodies(&self) -> Vec<u8> {
             self.iter().flat_map(|c| c.body.iter().copied()).collect()
         }
+    }
+
+    #[test]
+    fn a_block_of_one_chunk_becomes_its_body_without_a_copy() {
+        let chunk = 8192;
+        let mut m = OutMessage::new(
+            "m".into(),
+            MessageSpec::new("application/octet-stream", Some(2 * chunk as u64)),
+        );
+        let mut blocks = Vec::new();
+        for fill in [1u8, 2] {
+            let mut block = vec![fill; chunk];
+            let ptr = block.as_ptr();
+            assert_eq!(m.write_vec(&mut block, 2 * chunk).unwrap(), chunk);
+            assert!(block.is_empty(), "the whole block was taken");
+            blocks.push(ptr);
+        }
+        assert_eq!(m.buffered(), 2 * chunk);
+        let c = drain_chunks(&mut m, chunk);
+        assert_eq!(c.len(), 2);
+        for (chunk_out, (ptr, fill)) in c.iter().zip(blocks.iter().zip([1u8, 2])) {
+            assert_eq!(chunk_out.body.as_ptr(), *ptr, "the block itself is the body");
+            assert!(chunk_out.body.iter().all(|b| *b == fill));
+        }
+        assert_eq!(m.state, OutState::Sent);
+    }
+
+    #[test]
+    fn blocks_of_other_sizes_are_cut_and_joined_in_order() {
+        // Owned blocks of 5000 and 7000 bytes and small writes, cut into 4096-byte chunks:
+        // the bodies are the bytes in order, every chunk but the last full.
+        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let mut m = OutMessage::new(
+            "m".into(),
+            MessageSpec::new("application/octet-stream", Some(data.len() as u64)),
+        );
+        let mut chunks = Vec::new();
+        let mut at = 0;
+        for len in [5000, 7000, 10, 3, 7987] {
+            let piece = &data[at..at + len];
+            if len >= SMALL_BLOCK {
+                let mut v = piece.to_vec();
+                assert_eq!(m.write_vec(&mut v, 1 << 20).unwrap(), len);
+            } else {
+                assert_eq!(m.write(piece, 1 << 20).unwrap(), len);
+            }
+            at += len;
+            while m.ready(4096) && m.buffered() >= 4096 {
+                chunks.push(m.cut(4096).unwrap());
+            }
+        }
+        chunks.extend(drain_chunks(&mut m, 4096));
+        assert_eq!(chunks.concat_bodies(), data);
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.body.len()).collect();
+        assert_eq!(sizes, [4096, 4096, 4096, 4096, 3616]);
+        assert_eq!(m.buffered(), 0);
+        assert_eq!(m.state, OutState::Sent);
+    }
+
+    #[test]
+    fn small_writes_share_blocks() {
+        let mut m = OutMessage::new("m".into(), MessageSpec::new("text/plain", None));
+        for _ in 0..1000 {
+            m.write(b"x", 1 << 20).unwrap();
+        }
+        assert_eq!(m.buffered(), 1000);
+        assert_eq!(m.bufs.len(), 1, "1000 one-byte writes fill one block");
     }
 
     #[test]

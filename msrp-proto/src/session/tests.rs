@@ -536,3 +536,50 @@ fn application_errors() {
         Err(SendError::BodilessWithSize)
     );
 }
+
+#[test]
+fn relayed_session_cuts_chunks_at_the_relay_chunk_size() {
+    let config = SessionConfig {
+        max_chunk_size: 100_000,
+        relay_chunk_size: 3000,
+        send_window: 0,
+        ..SessionConfig::default()
+    };
+    assert_eq!(config.chunk_size(false), 100_000);
+    assert_eq!(config.chunk_size(true), 3000);
+    // The smaller of the two applies through relays.
+    let small = SessionConfig {
+        max_chunk_size: 2500,
+        ..config.clone()
+    };
+    assert_eq!(small.chunk_size(true), 2500);
+    for (via_relay, chunk, expect) in [
+        (false, 100_000, vec![10_000]),
+        (true, 3000, vec![3000, 3000, 3000, 1000]),
+    ] {
+        let mut r = rng();
+        let mut s = Session::new(config.clone());
+        s.set_via_relay(via_relay);
+        assert_eq!(s.chunk_size(), chunk);
+        // The window is at least two chunks.
+        assert_eq!(s.send_window(), 2 * s.chunk_size());
+        s.send(
+            "relay0001".into(),
+            MessageSpec::new("application/octet-stream", Some(10_000)),
+        )
+        .unwrap();
+        let mut written = 0;
+        let mut sizes = Vec::new();
+        while written < 10_000 || s.wants_to_send() {
+            if written < 10_000 {
+                written += s.write("relay0001", &vec![7u8; 10_000 - written]).unwrap();
+            }
+            sizes.extend(
+                sends(&mut s, Instant::now(), &mut r)
+                    .iter()
+                    .map(|c| c.body.len()),
+            );
+        }
+        assert_eq!(sizes, expect, "via_relay {via_relay}");
+    }
+}
