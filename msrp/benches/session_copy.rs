@@ -69,9 +69,31 @@ async fn session_pair(
     (a, b, sa, sb)
 }
 
-/// Sends one message of `total` bytes from `sa` and waits until `sb` has all of it.
-async fn transfer(sa: &mut MsrpSession, sb: &mut MsrpSession, total: u64) -> Duration {
+/// Sends one message of `total` bytes from `sa` and waits until `sb` has all of it. As in
+/// the raw copies of `common::copy` (a spawned writer task and a spawned reader task), the
+/// receiving application is a spawned task: the sending application's reads run in the
+/// task `send_stream` spawns. Returns the sessions for the next transfer.
+async fn transfer(
+    sa: MsrpSession,
+    mut sb: MsrpSession,
+    total: u64,
+) -> (Duration, MsrpSession, MsrpSession) {
     let start = Instant::now();
+    let receiver = tokio::spawn(async move {
+        let mut got = 0u64;
+        loop {
+            match sb.next_notice().await.expect("notice") {
+                SessionNotice::IncomingData { data, .. } => got += data.len() as u64,
+                SessionNotice::IncomingComplete { size, .. } => {
+                    assert_eq!((size, got), (total, total));
+                    break;
+                }
+                SessionNotice::Closed(r) => panic!("closed: {r}"),
+                _ => {}
+            }
+        }
+        sb
+    });
     let out = sa
         .send_stream(
             "application/octet-stream",
@@ -81,20 +103,10 @@ async fn transfer(sa: &mut MsrpSession, sb: &mut MsrpSession, total: u64) -> Dur
         )
         .await
         .expect("send");
-    let mut got = 0u64;
-    loop {
-        match sb.next_notice().await.expect("notice") {
-            SessionNotice::IncomingData { data, .. } => got += data.len() as u64,
-            SessionNotice::IncomingComplete { size, .. } => {
-                assert_eq!((size, got), (total, total));
-                break;
-            }
-            SessionNotice::Closed(r) => panic!("closed: {r}"),
-            _ => {}
-        }
-    }
+    let sb = receiver.await.expect("receiver");
     let elapsed = start.elapsed();
     // Read the sender's notices too, as an application must.
+    let mut sa = sa;
     loop {
         match sa.next_notice().await.expect("notice") {
             SessionNotice::Sent { message_id } if message_id == out.message_id => break,
@@ -103,7 +115,7 @@ async fn transfer(sa: &mut MsrpSession, sb: &mut MsrpSession, total: u64) -> Dur
         }
     }
     out.outcome().await.expect("sent");
-    elapsed
+    (elapsed, sa, sb)
 }
 
 /// A benchmark variant: its name, and how it runs `n` transfers (returning their total time).
@@ -128,7 +140,13 @@ impl Variant {
         };
         let chunk = match rest {
             "default" => None,
-            r => Some(r.strip_prefix("chunk_")?.strip_suffix('k')?.parse::<usize>().ok()? * 1024),
+            r => Some(
+                r.strip_prefix("chunk_")?
+                    .strip_suffix('k')?
+                    .parse::<usize>()
+                    .ok()?
+                    * 1024,
+            ),
         };
         Some(Variant::Msrp { tls, chunk })
     }
@@ -153,7 +171,7 @@ struct Runner {
         Arc<msrp::rustls::ClientConfig>,
         Arc<msrp::rustls::ServerConfig>,
     )>,
-    pair: Option<(MsrpEndpoint, MsrpEndpoint, MsrpSession, MsrpSession)>,
+    pair: Option<Option<(MsrpEndpoint, MsrpEndpoint, MsrpSession, MsrpSession)>>,
 }
 
 impl Runner {
@@ -166,7 +184,7 @@ impl Runner {
         match variant {
             Variant::Tcp => {}
             Variant::Tls => r.tls_configs = Some(common::pinned_configs()),
-            Variant::Msrp { tls, chunk } => r.pair = Some(session_pair(chunk, tls).await),
+            Variant::Msrp { tls, chunk } => r.pair = Some(Some(session_pair(chunk, tls).await)),
         }
         r
     }
@@ -180,7 +198,12 @@ impl Runner {
                     let (c, s) = self.tls_configs.clone().expect("configs");
                     common::tls_copy(c, s, TOTAL).await
                 }
-                (_, Some((_, _, sa, sb))) => transfer(sa, sb, TOTAL).await,
+                (_, Some(pair)) => {
+                    let (a, b, sa, sb) = pair.take().expect("pair");
+                    let (t, sa, sb) = transfer(sa, sb, TOTAL).await;
+                    *pair = Some((a, b, sa, sb));
+                    t
+                }
                 (_, None) => unreachable!("session pair set up in new"),
             };
         }
@@ -273,7 +296,12 @@ fn once(spec: &str) {
         if n > 0 {
             let per = elapsed / n as u32;
             let mib_s = (TOTAL as f64 / (1024.0 * 1024.0)) / per.as_secs_f64();
-            eprintln!("{:<20} {:>10.1?} per 64 MiB  {:>8.0} MiB/s", v.name(), per, mib_s);
+            eprintln!(
+                "{:<20} {:>10.1?} per 64 MiB  {:>8.0} MiB/s",
+                v.name(),
+                per,
+                mib_s
+            );
         }
     }
 }

@@ -72,6 +72,46 @@ pub const DEFAULT_CHUNK_SIZE: usize = 1024 * 1024;
 /// chunks SHOULD NOT be smaller than 2048 octets, so 8 KiB stays well above that.
 pub const DEFAULT_RELAY_CHUNK_SIZE: usize = 8 * 1024;
 
+/// True when `body` contains `"-------" tid`, the start of the end-line of transaction `tid`
+/// (RFC 4975 §7.1: "the sender MUST ensure that the end-line ... is not present in the
+/// body"). `tid` must not start with `-` (an `ident` starts with ALPHANUM, RFC 4975 §9).
+///
+/// Searches for hyphens (a single-byte search, several times cheaper per byte than a
+/// substring search), and looks closer only where one is found: a run of seven hyphens
+/// covers every seventh position, so when the byte six after a hyphen is not one, no run
+/// starts before it and the search goes on past it.
+pub fn contains_end_line(body: &[u8], tid: &[u8]) -> bool {
+    debug_assert!(tid.first() != Some(&b'-'));
+    const RUN: usize = 7;
+    let mut at = 0;
+    while let Some(i) = memchr::memchr(b'-', &body[at..]) {
+        let p = at + i;
+        match body.get(p + RUN - 1) {
+            None => return false,
+            Some(b'-') => {}
+            Some(_) => {
+                at = p + RUN;
+                continue;
+            }
+        }
+        // Hyphens at p and p+6: find the end of the run that contains p+6.
+        let end = body[p + RUN - 1..]
+            .iter()
+            .position(|b| *b != b'-')
+            .map_or(body.len(), |n| p + RUN - 1 + n);
+        // The run is all hyphens from p to end only if p..p+6 are too.
+        let run_start = body[..end]
+            .iter()
+            .rposition(|b| *b != b'-')
+            .map_or(0, |n| n + 1);
+        if end - run_start >= RUN && body[end..].starts_with(tid) {
+            return true;
+        }
+        at = end;
+    }
+    false
+}
+
 /// Session settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionConfig {
@@ -417,11 +457,10 @@ impl Session {
     /// True when [`poll_request`](Self::poll_request) would return something.
     pub fn wants_to_send(&self) -> bool {
         !self.reports.is_empty()
-            || self.rr.iter().any(|id| {
-                self.out
-                    .get(id)
-                    .is_some_and(|m| m.ready(self.chunk))
-            })
+            || self
+                .rr
+                .iter()
+                .any(|id| self.out.get(id).is_some_and(|m| m.ready(self.chunk)))
     }
 
     /// The next request to write: REPORTs first, then the next chunk in round-robin order.
@@ -684,10 +723,7 @@ impl Session {
             if self.transactions.contains(&tid) {
                 continue;
             }
-            let mut line = Vec::with_capacity(23);
-            line.extend_from_slice(b"-------");
-            line.extend_from_slice(tid.as_bytes());
-            if memchr::memmem::find(body, &line).is_some() {
+            if contains_end_line(body, tid.as_bytes()) {
                 continue;
             }
             return tid;

@@ -464,7 +464,11 @@ mod tests {
         let c = drain_chunks(&mut m, chunk);
         assert_eq!(c.len(), 2);
         for (chunk_out, (ptr, fill)) in c.iter().zip(blocks.iter().zip([1u8, 2])) {
-            assert_eq!(chunk_out.body.as_ptr(), *ptr, "the block itself is the body");
+            assert_eq!(
+                chunk_out.body.as_ptr(),
+                *ptr,
+                "the block itself is the body"
+            );
             assert!(chunk_out.body.iter().all(|b| *b == fill));
         }
         assert_eq!(m.state, OutState::Sent);

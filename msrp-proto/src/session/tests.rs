@@ -583,3 +583,47 @@ fn relayed_session_cuts_chunks_at_the_relay_chunk_size() {
         assert_eq!(sizes, expect, "via_relay {via_relay}");
     }
 }
+
+#[test]
+fn end_line_search_agrees_with_a_substring_search() {
+    // Bodies over a small alphabet (hyphens, parts of the transaction id, CR LF and other
+    // bytes), so runs of hyphens followed by the id, or by a prefix of it, are frequent.
+    let tid = b"Ab";
+    let alphabet: &[u8] = b"---------Abx\r\n";
+    let mut r = rng();
+    let mut needle = b"-------".to_vec();
+    needle.extend_from_slice(tid);
+    let mut found = 0;
+    for len in 0..300 {
+        for _ in 0..40 {
+            let mut pick = vec![0u8; len];
+            r(&mut pick);
+            let body: Vec<u8> = pick
+                .iter()
+                .map(|b| alphabet[*b as usize % alphabet.len()])
+                .collect();
+            let want = memchr::memmem::find(&body, &needle).is_some();
+            found += usize::from(want);
+            assert_eq!(
+                contains_end_line(&body, tid),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+    assert!(found > 200, "the table exercises matches too ({found})");
+    // Edges: runs longer than seven, the id at the very end, a run cut by the end.
+    for (body, want) in [
+        (&b"--------Ab"[..], true),
+        (b"-------A", false),
+        (b"x-------Aby", true),
+        (b"------Ab", false),
+        (b"-------", false),
+        (b"---- ---Ab", false),
+        (b"-------x-------Ab", true),
+        (b"", false),
+    ] {
+        assert_eq!(contains_end_line(body, tid), want, "{body:?}");
+    }
+}
