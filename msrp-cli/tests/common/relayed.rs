@@ -15,9 +15,11 @@ use crate::pair::{of_kind, run_pair, Side};
 /// Bound of the whole exchange for each process.
 pub const LIMIT: Duration = Duration::from_secs(90);
 
-/// Chunk size: below Kamailio's ~11 KiB frame limit (docs/interop.md), so that a file of
-/// [`FILE_BYTES`] travels in several chunks.
-pub const CHUNK: usize = 8 * 1024;
+/// Chunk size: the default `--relay-chunk-size`, which sessions through relays use without
+/// any flag (below Kamailio's ~11 KiB frame limit, docs/interop.md), so that a file of
+/// [`FILE_BYTES`] travels in several chunks. No `--chunk-size` is passed: the direct default
+/// (1 MiB) would send the file in one frame that Kamailio refuses.
+pub const CHUNK: usize = msrp::proto::session::DEFAULT_RELAY_CHUNK_SIZE;
 /// File size: eight chunks and a partial one.
 pub const FILE_BYTES: usize = 8 * CHUNK + 1234;
 
@@ -57,8 +59,8 @@ fn file_bytes(seed: u64, n: usize) -> Vec<u8> {
 }
 
 /// Runs the offerer with `offer_args` and the answerer with `answer_args` (relay flags,
-/// `--tls`, `--ca`...). Each sends one text and one file of [`FILE_BYTES`] in chunks of
-/// [`CHUNK`] and expects the other's two messages. Asserts that both exit 0, that each
+/// `--tls`, `--ca`...). Each sends one text and one file of [`FILE_BYTES`] (in chunks of
+/// [`CHUNK`] through relays, by default) and expects the other's two messages. Asserts that both exit 0, that each
 /// received the other's text and file (same SHA-256 in the `message` event and in the saved
 /// file, same bytes), that everything sent was acknowledged (`delivered`, no `failed`), and
 /// that each side authenticated to its relays first when it has any. `context` is appended
@@ -98,7 +100,6 @@ pub fn exchange_with(
     for (k, extra) in [offer_args, answer_args].into_iter().enumerate() {
         let recv = dir.join(format!("recv-{k}"));
         std::fs::create_dir_all(&recv).unwrap();
-        let chunk = CHUNK.to_string();
         let send_file = dir.join(files[k].0);
         let mut args: Vec<&str> = vec![
             "--send-file",
@@ -107,8 +108,6 @@ pub fn exchange_with(
             texts[k],
             "--count",
             "2",
-            "--chunk-size",
-            &chunk,
             "--recv-dir",
             recv.to_str().unwrap(),
         ];
