@@ -32,7 +32,9 @@ use msrp::proto::relay::users::{hash_password_lines, Users};
 use msrp::proto::sdp::{ConnectionPlan, LocalConfig, Reachability, SdpAnswer, SdpOffer};
 use msrp::proto::uri::{MsrpUri, Scheme};
 use msrp::relay::{RelayServer, RelayServerConfig};
+use msrp::rustls::RootCertStore;
 use msrp::sink::SequentialWriter;
+use msrp::tls::{server_config, PeerAuth, TlsIdentity};
 use msrp::{MsrpEndpoint, MsrpSession, Options, Reports, SessionNotice, TlsTransport};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -78,7 +80,7 @@ pub struct DemoArgs {
     tls: bool,
     /// Start an MSRP relay (RFC 4976) in this process on 127.0.0.1 (ephemeral port, generated
     /// passwords); both endpoints authenticate to it and connect to it (RFC 6135 §4.5), and
-    /// it forwards the session. Plain TCP only (not with --tls).
+    /// it forwards the session. With --tls the relay is reached over TLS (`msrps:`).
     #[arg(long)]
     relay: bool,
     /// One JSON object per line on stdout (each with an "event" field) instead of the
@@ -410,7 +412,11 @@ fn generated_password() -> String {
 
 /// Starts an MSRP relay on 127.0.0.1 with an ephemeral port, knowing `users` (name,
 /// password) in realm `msrp-demo` (the users list holds only HA1 hashes, RFC 7616 §3.4.2).
-async fn start_relay(users: &[(&str, &str)]) -> anyhow::Result<DemoRelay> {
+/// With `tls`, the relay listens only over TLS (`msrps:`) with `tls` as its certificate.
+async fn start_relay(
+    users: &[(&str, &str)],
+    tls: Option<&TlsIdentity>,
+) -> anyhow::Result<DemoRelay> {
     let realm = "msrp-demo";
     let mut lines = String::new();
     for (u, p) in users {
@@ -418,14 +424,26 @@ async fn start_relay(users: &[(&str, &str)]) -> anyhow::Result<DemoRelay> {
     }
     let users = Users::parse(&lines).map_err(|e| anyhow!("relay users: {e}"))?;
     let mut cfg = RelayServerConfig::new(RelayConfig::new("127.0.0.1", realm), users);
-    cfg.tcp_listen = Some("127.0.0.1:0".parse().expect("literal address"));
+    let any_port = "127.0.0.1:0".parse().expect("literal address");
+    match tls {
+        Some(id) => {
+            cfg.tls_listen = Some(any_port);
+            cfg.tls_server = Some(
+                server_config(id, PeerAuth::NoClientCertificate)
+                    .context("the relay's TLS configuration")?,
+            );
+        }
+        None => cfg.tcp_listen = Some(any_port),
+    }
     let server = RelayServer::bind(cfg)
         .await
         .context("starting the relay on 127.0.0.1")?;
-    let addr = server
-        .tcp_addr()
-        .ok_or_else(|| anyhow!("the relay has no TCP listener"))?;
-    let uri = MsrpUri::parse(&format!("msrp://{addr};tcp"))
+    let (scheme, addr) = match tls {
+        Some(_) => ("msrps", server.tls_addr()),
+        None => ("msrp", server.tcp_addr()),
+    };
+    let addr = addr.ok_or_else(|| anyhow!("the relay has no listener"))?;
+    let uri = MsrpUri::parse(&format!("{scheme}://{addr};tcp"))
         .map_err(|e| anyhow!("the relay's URI: {e}"))?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server.run(async {
@@ -458,7 +476,7 @@ async fn authenticate(
         .chain(user.chars().skip(1))
         .collect();
     let local = MsrpUri::new(
-        Scheme::Msrp,
+        if cfg.tls { Scheme::Msrps } else { Scheme::Msrp },
         cfg.host.clone(),
         cfg.port,
         cfg.session_id.clone(),
@@ -502,13 +520,6 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         color: !args.json && std::io::stdout().is_terminal(),
     };
     let t = args.timeout;
-    if args.tls && args.relay {
-        bail!(
-            "--relay and --tls cannot be combined yet: the endpoints reach a relay over plain \
-             TCP only (msrps: relay connections are not implemented); run `msrp demo --relay` \
-             or `msrp demo --tls`"
-        );
-    }
     let scheme = if args.tls {
         "msrps (TLS)"
     } else {
@@ -531,9 +542,32 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
     // 1. Two endpoints on loopback (library API).
     let listen = "127.0.0.1:0".parse().expect("literal address");
+    // With --relay --tls: the relay's certificate (for 127.0.0.1) is the CA root both
+    // endpoints verify it against, with the host of its URI (RFC 4976 §6.3, §9.2).
+    let relay_tls = if args.relay && args.tls {
+        Some(
+            TlsIdentity::generate_for(&["127.0.0.1".to_string()])
+                .context("generating the relay's certificate")?,
+        )
+    } else {
+        None
+    };
+    let roots = match &relay_tls {
+        Some(id) => {
+            let mut r = RootCertStore::empty();
+            r.add(id.certificate().clone())
+                .context("the relay's certificate as a CA root")?;
+            Some(Arc::new(r))
+        }
+        None => None,
+    };
     let (alice_ep, bob_ep, tls_ids) = if args.tls {
-        let a = Arc::new(TlsTransport::generated(None).context("generating Alice's certificate")?);
-        let b = Arc::new(TlsTransport::generated(None).context("generating Bob's certificate")?);
+        let a = Arc::new(
+            TlsTransport::generated(roots.clone()).context("generating Alice's certificate")?,
+        );
+        let b = Arc::new(
+            TlsTransport::generated(roots.clone()).context("generating Bob's certificate")?,
+        );
         let ids = (
             a.identity().fingerprint().to_string(),
             b.identity().fingerprint().to_string(),
@@ -564,7 +598,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let mut bob_cfg = bob_ep.local_config();
     let relay = if args.relay {
         let (alice_pw, bob_pw) = (generated_password(), generated_password());
-        let relay = start_relay(&[("alice", &alice_pw), ("bob", &bob_pw)]).await?;
+        let relay = start_relay(
+            &[("alice", &alice_pw), ("bob", &bob_pw)],
+            relay_tls.as_ref(),
+        )
+        .await?;
         out.heading(&format!(
             "MSRP relay (RFC 4976) listening on {} (realm {})",
             relay.uri, relay.realm
@@ -573,8 +611,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             "  users alice / {alice_pw}, bob / {bob_pw} (generated now; the relay keeps only \
              HA1 hashes)"
         ));
+        if let Some(id) = &relay_tls {
+            out.say(format!(
+                "  TLS certificate for 127.0.0.1 {} (generated now; both endpoints trust it as \
+                 their CA root and check the URI's host against it)",
+                id.fingerprint()
+            ));
+        }
         out.event(json!({"event": "relay", "uri": relay.uri.to_string(),
-            "realm": relay.realm, "users": ["alice", "bob"]}));
+            "realm": relay.realm, "users": ["alice", "bob"],
+            "fingerprint": relay_tls.as_ref().map(|id| id.fingerprint().to_string())}));
         let r = async {
             authenticate(
                 &out,
@@ -758,6 +804,13 @@ async fn session_part(
                 .map(|u| json!({"from": who, "to": u.to_string(), "via_relay": p.via_relay}))
         })
         .collect();
+    if args.tls && relay.is_some() {
+        out.say(
+            "  TLS: each side verified the relay's certificate (RFC 4976 §9.2); the peer's \
+             a=fingerprint cannot be checked end to end through a relay (RFC 6135 §4.3)"
+                .to_string(),
+        );
+    }
     if alice_plan.verify_peer_fingerprint && bob_plan.verify_peer_fingerprint {
         out.say(
             "  TLS: each side's certificate matched the a=fingerprint in its SDP (RFC 8122)"

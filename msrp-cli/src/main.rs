@@ -42,7 +42,8 @@ Examples:
   msrp demo                 the transcript, with a progress bar when stderr is a terminal
   msrp demo --tls           msrps: with self-signed certificates pinned by a=fingerprint
   msrp demo --relay         both authenticate to an in-process MSRP relay (RFC 4976) and
-                            both connect to it (RFC 6135 §4.5); plain TCP only, not with --tls
+                            both connect to it (RFC 6135 §4.5)
+  msrp demo --relay --tls   the same with the relay reached over msrps:
   msrp demo --json | jq -c 'select(.event == \"summary\")'
 
 Exit status: 0 when the chat and the transfer (SHA-256 compared) succeeded, 1 otherwise.";

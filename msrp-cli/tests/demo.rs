@@ -164,18 +164,38 @@ fn first_path_uri(sdp: &str) -> String {
 /// chat and the file go through it whole.
 #[test]
 fn demo_relay_json_authenticates_both_and_relays_chat_and_file() {
-    let (code, events, stderr) = demo(&["--json", "--relay", "--size", "2"]);
+    check_relay(false);
+}
+
+/// `--relay --tls`: the same with the relay reached over TLS (`msrps:`), its generated
+/// certificate verified by both endpoints.
+#[test]
+fn demo_relay_tls_json_authenticates_over_msrps() {
+    check_relay(true);
+}
+
+fn check_relay(tls: bool) {
+    let mut args = vec!["--json", "--relay", "--size", "2"];
+    if tls {
+        args.push("--tls");
+    }
+    let (code, events, stderr) = demo(&args);
     assert_eq!(code, 0, "stderr: {stderr}");
     let relay = find(&events, "relay");
     assert_eq!(relay.len(), 1, "{events:?}");
+    let scheme = if tls { "msrps" } else { "msrp" };
     let relay_uri = relay[0]["uri"].as_str().unwrap();
-    assert!(relay_uri.starts_with("msrp://127.0.0.1:"), "{relay_uri}");
-    let relay_port = relay_uri["msrp://127.0.0.1:".len()..]
+    let base = format!("{scheme}://127.0.0.1:");
+    assert!(relay_uri.starts_with(&base), "{relay_uri}");
+    assert_eq!(relay[0]["fingerprint"].is_string(), tls, "{}", relay[0]);
+    let relay_port = relay_uri[base.len()..]
         .trim_end_matches(";tcp")
         .parse::<u16>()
         .unwrap();
     assert_ne!(relay_port, 0);
-    let relay_prefix = format!("msrp://127.0.0.1:{relay_port}/");
+    let relay_prefix = format!("{base}{relay_port}/");
+    // Our own URIs follow the transport too.
+    let proto = if tls { "TCP/TLS/MSRP" } else { "TCP/MSRP" };
 
     // Both authenticated, each with its own Use-Path at the relay.
     let auth = find(&events, "authenticated");
@@ -205,6 +225,9 @@ fn demo_relay_json_authenticates_both_and_relays_chat_and_file() {
         first_path_uri(sdp[1]["sdp"].as_str().unwrap()),
         use_paths[1]
     );
+    for s in &sdp {
+        assert!(s["sdp"].as_str().unwrap().contains(proto), "{s}");
+    }
     // Relayed means reachable (RFC 6135 §4.2.2): actpass, and the relayed answerer passive.
     assert_eq!(sdp[0]["setup"], "actpass");
     assert_eq!(sdp[1]["setup"], "passive");
@@ -219,6 +242,7 @@ fn demo_relay_json_authenticates_both_and_relays_chat_and_file() {
     assert_eq!(conn.len(), 1);
     assert_eq!(conn[0]["relay"], relay_uri);
     assert_eq!(conn[0]["active"], "alice");
+    assert_eq!(conn[0]["tls"], tls);
     let conns = conn[0]["connections"].as_array().unwrap();
     assert_eq!(conns.len(), 2, "{}", conn[0]);
     for (c, (who, up)) in conns
@@ -289,19 +313,5 @@ fn demo_relay_transcript_shows_authentication_roles_and_transfer() {
             && last.contains("authenticated to the relay msrp://127.0.0.1:")
             && last.contains("both connected to it"),
         "{last}"
-    );
-}
-
-/// `--relay --tls` is not available (the endpoints reach relays over plain TCP only): a clear
-/// error, not a silent plain-text run.
-#[test]
-fn demo_relay_with_tls_is_refused_clearly() {
-    let (code, events, stderr) = demo(&["--json", "--relay", "--tls"]);
-    assert_eq!(code, 1, "{stderr}");
-    assert!(events.is_empty(), "{events:?}");
-    assert!(
-        stderr.contains("--relay and --tls cannot be combined yet")
-            && stderr.contains("msrp demo --relay"),
-        "{stderr}"
     );
 }
