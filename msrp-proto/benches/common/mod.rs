@@ -4,7 +4,8 @@
 
 use criterion::black_box;
 use msrp_proto::message::{
-    write_body_start, write_end_line, write_head, Event, MessageHead, Parser,
+    write_body_start, write_end_line, write_head, write_head_ref, Event, EventRef, MessageHead,
+    Parser,
 };
 
 /// The RFC 4975 §11.1 SEND (205 bytes: five headers, a 14-byte body).
@@ -34,8 +35,38 @@ pub fn http_equivalent() -> Vec<u8> {
 }
 
 /// Parses one message with `p` (a connection's parser, reused from message to message) and
-/// writes it back into `out`.
+/// writes it back into `out`. The head is borrowed ([`Parser::parse_ref`]): checked and
+/// indexed exactly as for the owned head, without the copy.
 pub fn parse_and_write(p: &mut Parser, data: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let mut pos = 0;
+    let mut head: Option<(&[u8], bool)> = None;
+    loop {
+        let (n, ev) = p.parse_ref(&data[pos..]).unwrap();
+        pos += n;
+        match ev {
+            Some(EventRef::Head { head: h, body }) => {
+                write_head_ref(&h, out);
+                if body {
+                    write_body_start(out);
+                }
+                head = Some((h.transaction_id_bytes(), body));
+                black_box(h);
+            }
+            Some(EventRef::Body(b)) => out.extend_from_slice(b),
+            Some(EventRef::End(f)) => {
+                let (tid, body) = head.take().unwrap();
+                write_end_line(tid, body, f, out);
+                return;
+            }
+            None => unreachable!(),
+        }
+    }
+}
+
+/// [`parse_and_write`] with the owned head ([`Parser::parse`]): the head's text and index
+/// copied into a [`MessageHead`] (information, not the target).
+pub fn parse_and_write_owned(p: &mut Parser, data: &[u8], out: &mut Vec<u8>) {
     out.clear();
     let mut pos = 0;
     let mut head: Option<(MessageHead, bool)> = None;

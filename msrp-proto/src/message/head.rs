@@ -171,13 +171,9 @@ impl fmt::Debug for MessageHead {
 }
 
 impl MessageHead {
-    pub(crate) fn from_parts(raw: String, tid: Span, start: Start, headers: Vec<Entry>) -> Self {
-        MessageHead {
-            raw,
-            tid,
-            start,
-            headers,
-        }
+    /// This head as a [`HeadRef`] (no copy).
+    pub fn view(&self) -> HeadRef<'_, '_> {
+        HeadRef::new(self.raw.as_bytes(), self.tid, &self.start, &self.headers)
     }
 
     /// A request head with no headers yet: `MSRP tid METHOD`.
@@ -602,5 +598,246 @@ fn check_tid(tid: &str) -> Result<(), MessageError> {
         Ok(())
     } else {
         Err(MessageError::InvalidTransactionId)
+    }
+}
+
+/// A borrowed view of a message head: the start line and headers as the parser checked
+/// them, without copying. [`Parser::parse_ref`](super::Parser::parse_ref) hands one out in
+/// [`EventRef::Head`](super::EventRef::Head); the text borrows the caller's buffer (`'b`) and
+/// the header index the parser (`'p`), so it lives until the next call. Everything a
+/// [`MessageHead`] offers is here too; [`to_head`](Self::to_head) makes the owned head.
+#[derive(Clone, Copy)]
+pub struct HeadRef<'p, 'b> {
+    /// Start line and header lines, each ending in CRLF; checked UTF-8 (RFC 4975 §9).
+    raw: &'b [u8],
+    tid: Span,
+    start: &'p Start,
+    headers: &'p [Entry],
+}
+
+impl fmt::Debug for HeadRef<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HeadRef")
+            .field("start", &self.start_line())
+            .field("transaction_id", &self.transaction_id())
+            .field(
+                "headers",
+                &self
+                    .headers()
+                    .map(|h| (h.name, h.value))
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl PartialEq for HeadRef<'_, '_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+            && self.tid == other.tid
+            && self.start == other.start
+            && self.headers == other.headers
+    }
+}
+
+impl Eq for HeadRef<'_, '_> {}
+
+impl<'p, 'b> HeadRef<'p, 'b> {
+    /// `raw` must be UTF-8 that the parser checked; the spans fall on ASCII boundaries.
+    pub(crate) fn new(raw: &'b [u8], tid: Span, start: &'p Start, headers: &'p [Entry]) -> Self {
+        HeadRef {
+            raw,
+            tid,
+            start,
+            headers,
+        }
+    }
+
+    /// The text at `s`. The head was checked as UTF-8 as a whole and spans start and end at
+    /// ASCII bytes, so the conversion cannot fail (it yields "" if it ever did).
+    #[inline]
+    fn text(&self, s: Span) -> &'b str {
+        std::str::from_utf8(&self.raw[s.start as usize..s.end as usize]).unwrap_or_default()
+    }
+
+    /// The owned head (one copy of the text and of the header index).
+    pub fn to_head(&self) -> MessageHead {
+        MessageHead {
+            raw: std::str::from_utf8(self.raw).unwrap_or_default().to_owned(),
+            tid: self.tid,
+            start: self.start.clone(),
+            headers: self.headers.to_vec(),
+        }
+    }
+
+    /// The head text: start line and headers, each line ending in CRLF.
+    pub fn as_bytes(&self) -> &'b [u8] {
+        self.raw
+    }
+
+    /// The head text as a string (checks the UTF-8 again; [`as_bytes`](Self::as_bytes) does
+    /// not).
+    pub fn as_str(&self) -> &'b str {
+        self.text(Span::new(0, self.raw.len()))
+    }
+
+    /// The transaction id (RFC 4975 §9 `transact-id`).
+    pub fn transaction_id(&self) -> &'b str {
+        self.text(self.tid)
+    }
+
+    /// The transaction id's bytes (ASCII; no UTF-8 conversion).
+    pub fn transaction_id_bytes(&self) -> &'b [u8] {
+        &self.raw[self.tid.start as usize..self.tid.end as usize]
+    }
+
+    /// The start line.
+    pub fn start_line(&self) -> StartLine<'p>
+    where
+        'b: 'p,
+    {
+        match self.start {
+            Start::Request(method) => StartLine::Request { method },
+            Start::Response { status, comment } => StartLine::Response {
+                status: *status,
+                comment: comment.map(|c| self.text(c)),
+            },
+        }
+    }
+
+    /// True for requests.
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, Start::Request(_))
+    }
+
+    /// The method of a request.
+    pub fn method(&self) -> Option<&'p Method> {
+        match self.start {
+            Start::Request(m) => Some(m),
+            Start::Response { .. } => None,
+        }
+    }
+
+    /// The status code of a response.
+    pub fn status_code(&self) -> Option<StatusCode> {
+        match self.start {
+            Start::Response { status, .. } => Some(*status),
+            Start::Request(_) => None,
+        }
+    }
+
+    /// The comment of a response start line.
+    pub fn comment(&self) -> Option<&'b str> {
+        match self.start {
+            Start::Response { comment, .. } => comment.map(|c| self.text(c)),
+            Start::Request(_) => None,
+        }
+    }
+
+    /// All headers, in order.
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = HeaderRef<'b>> + 'p
+    where
+        'b: 'p,
+    {
+        let me = *self;
+        self.headers.iter().map(move |e| HeaderRef {
+            name: me.text(e.name),
+            value: me.text(e.value),
+            kind: e.kind,
+        })
+    }
+
+    /// Number of headers.
+    pub fn header_count(&self) -> usize {
+        self.headers.len()
+    }
+
+    /// The value of the first header called `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&'b str> {
+        self.headers
+            .iter()
+            .find(|e| self.text(e.name).eq_ignore_ascii_case(name))
+            .map(|e| self.text(e.value))
+    }
+
+    /// The value of the first header of `kind`.
+    pub fn get_kind(&self, kind: HeaderKind) -> Option<&'b str> {
+        self.headers
+            .iter()
+            .find(|e| e.kind == kind)
+            .map(|e| self.text(e.value))
+    }
+
+    /// The values of all headers of `kind`, in order.
+    pub fn get_all(&self, kind: HeaderKind) -> impl Iterator<Item = &'b str> + 'p
+    where
+        'b: 'p,
+    {
+        let me = *self;
+        self.headers
+            .iter()
+            .filter(move |e| e.kind == kind)
+            .map(move |e| me.text(e.value))
+    }
+
+    /// The To-Path URIs (leftmost is the next hop, RFC 4975 §7.1).
+    pub fn to_path(&self) -> Vec<MsrpUri> {
+        self.get_kind(HeaderKind::ToPath)
+            .map(header::view_uris)
+            .unwrap_or_default()
+    }
+
+    /// The From-Path URIs.
+    pub fn from_path(&self) -> Vec<MsrpUri> {
+        self.get_kind(HeaderKind::FromPath)
+            .map(header::view_uris)
+            .unwrap_or_default()
+    }
+
+    /// The Use-Path URIs (RFC 4976 §4.2), if present.
+    pub fn use_path(&self) -> Option<Vec<MsrpUri>> {
+        self.get_kind(HeaderKind::UsePath).map(header::view_uris)
+    }
+
+    /// The Message-ID.
+    pub fn message_id(&self) -> Option<&'b str> {
+        self.get_kind(HeaderKind::MessageId)
+    }
+
+    /// Success-Report: `Some(true)` for `yes`; `None` when absent (which means `no`,
+    /// RFC 4975 §7.1.1).
+    pub fn success_report(&self) -> Option<bool> {
+        self.get_kind(HeaderKind::SuccessReport)
+            .and_then(header::view_success)
+    }
+
+    /// Failure-Report; `None` when absent (which means `yes`, RFC 4975 §7.1.1).
+    pub fn failure_report(&self) -> Option<FailureReport> {
+        self.get_kind(HeaderKind::FailureReport)
+            .and_then(header::view_failure)
+    }
+
+    /// The Byte-Range.
+    pub fn byte_range(&self) -> Option<ByteRange> {
+        self.get_kind(HeaderKind::ByteRange)
+            .and_then(|v| ByteRange::parse(v).ok())
+    }
+
+    /// The Status header (REPORTs, RFC 4975 §7.1.2).
+    pub fn status(&self) -> Option<StatusHeader<'b>> {
+        self.get_kind(HeaderKind::Status)
+            .and_then(header::view_status)
+    }
+
+    /// The Content-Type.
+    pub fn content_type(&self) -> Option<ContentType<'b>> {
+        self.get_kind(HeaderKind::ContentType)
+            .and_then(header::view_content_type)
+    }
+
+    /// Expires, in seconds (RFC 4976 §4.6).
+    pub fn expires(&self) -> Option<u32> {
+        self.get_kind(HeaderKind::Expires)
+            .and_then(header::view_u32)
     }
 }

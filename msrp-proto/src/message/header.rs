@@ -155,28 +155,42 @@ impl HeaderKind {
 /// A canonical header name prepared for word-at-a-time comparison: its bytes lowercased and
 /// a fold mask with 0x20 at letters and 0 elsewhere (only `-` here), both in little-endian
 /// 8-byte words, zero-padded.
+///
+/// `colon` and `mask` serve the parser's fast path: the name followed by `:` (lowercased,
+/// zero-padded) and a mask of its bytes, over `words` words.
 struct Canon {
     len: usize,
     lower: [u64; 3],
     fold: [u64; 3],
+    colon: [u64; 3],
+    mask: [u64; 3],
+    words: usize,
 }
 
 const fn canon(name: &str) -> Canon {
     let b = name.as_bytes();
     let mut lower = [0u64; 3];
     let mut fold = [0u64; 3];
+    let mut mask = [0u64; 3];
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
         let f: u64 = if c.is_ascii_alphabetic() { 0x20 } else { 0 };
         lower[i / 8] |= ((c as u64) | f) << (8 * (i % 8));
         fold[i / 8] |= f << (8 * (i % 8));
+        mask[i / 8] |= 0xff << (8 * (i % 8));
         i += 1;
     }
+    let mut colon = lower;
+    colon[i / 8] |= (b':' as u64) << (8 * (i % 8));
+    mask[i / 8] |= 0xff << (8 * (i % 8));
     Canon {
         len: b.len(),
         lower,
         fold,
+        colon,
+        mask,
+        words: i / 8 + 1,
     }
 }
 
@@ -260,6 +274,9 @@ fn eq_name(name: &[u8], kind: HeaderKind) -> bool {
 #[inline]
 pub(crate) fn known_header(line: &[u8]) -> Option<(HeaderKind, usize)> {
     use HeaderKind as K;
+    if line.len() >= 24 {
+        return known_header_long(line);
+    }
     let candidates: &[HeaderKind] = match line.first()? | 0x20 {
         b't' => &[K::ToPath],
         b'f' => &[K::FromPath, K::FailureReport],
@@ -283,6 +300,51 @@ pub(crate) fn known_header(line: &[u8]) -> Option<(HeaderKind, usize)> {
         if line.get(c.len) == Some(&b':') && eq_canon(line, c) {
             return Some((k, c.len));
         }
+    }
+    None
+}
+
+/// [`known_header`] when `line` (which may go on beyond the line) has at least 24 bytes: the
+/// name and its colon compared as whole words, no length checks.
+#[inline]
+fn known_header_long(line: &[u8]) -> Option<(HeaderKind, usize)> {
+    use HeaderKind as K;
+    let word = |i: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&line[i..i + 8]);
+        u64::from_le_bytes(a)
+    };
+    let candidates: &[HeaderKind] = match line[0] | 0x20 {
+        b't' => &[K::ToPath],
+        b'f' => &[K::FromPath, K::FailureReport],
+        b'm' => &[K::MessageId, K::MinExpires, K::MaxExpires],
+        b'b' => &[K::ByteRange],
+        b'c' => &[
+            K::ContentType,
+            K::ContentId,
+            K::ContentDescription,
+            K::ContentDisposition,
+        ],
+        b's' => &[K::Status, K::SuccessReport],
+        b'u' => &[K::UsePath],
+        b'w' => &[K::WwwAuthenticate],
+        b'a' => &[K::Authorization, K::AuthenticationInfo],
+        b'e' => &[K::Expires],
+        _ => return None,
+    };
+    let w0 = word(0);
+    for &k in candidates {
+        let c = &CANON[k as usize];
+        if (w0 | c.fold[0]) & c.mask[0] != c.colon[0] {
+            continue;
+        }
+        if c.words > 1 && (word(8) | c.fold[1]) & c.mask[1] != c.colon[1] {
+            continue;
+        }
+        if c.words > 2 && (word(16) | c.fold[2]) & c.mask[2] != c.colon[2] {
+            continue;
+        }
+        return Some((k, c.len));
     }
     None
 }
@@ -441,6 +503,23 @@ pub fn is_ident_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'+' | b'%' | b'=')
 }
 
+static IDENT: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+' | b'%' | b'=');
+        c += 1;
+    }
+    t
+};
+
+/// [`is_ident_char`] by table.
+#[inline]
+pub(crate) fn is_ident_byte(c: u8) -> bool {
+    IDENT[c as usize]
+}
+
 const fn token_table() -> [bool; 256] {
     let mut t = [false; 256];
     let mut c = 0;
@@ -499,6 +578,9 @@ fn check_path(kind: HeaderKind, v: &[u8], limits: &Limits) -> Result<(), Message
             return Ok(());
         }
         // one SP between URIs; the next URI must not be empty
+        if v[pos] != b' ' {
+            break;
+        }
         pos += 1;
         if pos == v.len() {
             break;
@@ -804,6 +886,16 @@ mod tests {
         lines.push(b": x".to_vec());
         lines.push(b"".to_vec());
         for l in &lines {
+            // The parser's buffer goes on after the line: the long form must agree.
+            let mut long = l.clone();
+            long.extend_from_slice(b"\r\nTo-Path: msrp://a.example.com:1/x;tcp\r\n");
+            assert!(long.len() >= 24);
+            assert_eq!(
+                known_header(&long),
+                known_header(l),
+                "{:?}",
+                String::from_utf8_lossy(l)
+            );
             if let Some(fast) = known_header(l) {
                 assert_eq!(Some(fast), general(l), "{:?}", String::from_utf8_lossy(l));
                 assert!(fast.0.canonical_name().is_some());

@@ -60,12 +60,14 @@ mod status;
 mod write;
 
 pub use error::{ErrorCategory, MessageError, ParseError};
-pub use head::{HeaderRef, MessageHead, StartLine};
+pub use head::{HeadRef, HeaderRef, MessageHead, StartLine};
 pub use header::{is_ident, is_ident_char, ContentType, FailureReport, HeaderKind, StatusHeader};
-pub use parse::{parse_messages, Event, Parser};
+pub use parse::{parse_messages, Event, EventRef, Parser};
 pub use range::{ByteRange, ByteRangeError};
 pub use status::StatusCode;
-pub use write::{body_contains_end_line, write_body_start, write_end_line, write_head};
+pub use write::{
+    body_contains_end_line, write_body_start, write_end_line, write_head, write_head_ref,
+};
 
 use std::fmt;
 

@@ -3,7 +3,7 @@
 //! See [`Parser`] for the contract.
 
 use super::error::{MessageError, ParseError};
-use super::head::{Entry, HeadChecker, MessageHead, Span, Start};
+use super::head::{Entry, HeadChecker, HeadRef, MessageHead, Span, Start};
 use super::header::{self, is_ident, is_ident_char, HeaderKind};
 use super::{Continuation, Limits, Message, Method, StatusCode};
 use memchr::memmem::Finder;
@@ -87,6 +87,31 @@ pub enum Event<'b> {
     End(Continuation),
 }
 
+/// What [`Parser::parse_ref`] produced: [`Event`] with the head borrowed instead of owned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EventRef<'p, 'b> {
+    /// The start line and headers are complete (see [`Event::Head`]).
+    Head {
+        /// The head, borrowed from the buffer (text) and the parser (header index).
+        head: HeadRef<'p, 'b>,
+        /// Whether a body follows.
+        body: bool,
+    },
+    /// Some body bytes, borrowed from the buffer given to [`Parser::parse_ref`].
+    Body(&'b [u8]),
+    /// The end-line; the message is complete.
+    End(Continuation),
+}
+
+/// An event before the head is attached: `Head` holds the head's length in the buffer.
+enum Ev<'b> {
+    Head { len: usize, body: bool },
+    Body(&'b [u8]),
+    End(Continuation),
+}
+
+type Step<'b> = Result<(usize, Option<Ev<'b>>), Local>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Head,
@@ -122,6 +147,12 @@ pub struct Parser {
     start: Option<(Start, Span)>,
     checker: HeadChecker,
     entries: Vec<Entry>,
+    /// The start line of the head last handed out (its headers are `entries`, kept until the
+    /// next head begins).
+    done_start: Start,
+    done_tid: Span,
+    /// Try [`Parser::fast_head`] first (always, except to test it against the general path).
+    fast: bool,
     // Current message (body and end-line).
     tid: [u8; 32],
     tid_len: usize,
@@ -149,6 +180,9 @@ impl Parser {
             start: None,
             checker: HeadChecker::default(),
             entries: Vec::new(),
+            done_start: Start::Request(Method::Send),
+            done_tid: Span::new(0, 0),
+            fast: true,
             tid: [0; 32],
             tid_len: 0,
             request: false,
@@ -206,6 +240,25 @@ impl Parser {
     ///
     /// After an error, every further call returns the same error.
     pub fn parse<'b>(&mut self, buf: &'b [u8]) -> Result<(usize, Option<Event<'b>>), ParseError> {
+        let (n, ev) = self.parse_ref(buf)?;
+        let ev = ev.map(|ev| match ev {
+            EventRef::Head { head, body } => Event::Head {
+                head: head.to_head(),
+                body,
+            },
+            EventRef::Body(b) => Event::Body(b),
+            EventRef::End(f) => Event::End(f),
+        });
+        Ok((n, ev))
+    }
+
+    /// [`parse`](Self::parse) without copying the head: [`EventRef::Head`] borrows its text
+    /// from `buf` and its header index from the parser, so it must be dropped before the next
+    /// call (use [`HeadRef::to_head`] to keep it). Same checks, same errors, same contract.
+    pub fn parse_ref<'p, 'b>(
+        &'p mut self,
+        buf: &'b [u8],
+    ) -> Result<(usize, Option<EventRef<'p, 'b>>), ParseError> {
         if let Some(e) = &self.poisoned {
             return Err(e.clone());
         }
@@ -217,14 +270,37 @@ impl Parser {
         match r {
             Ok((n, ev)) => {
                 self.offset += n as u64;
+                let ev = ev.map(|ev| match ev {
+                    Ev::Head { len, body } => EventRef::Head {
+                        head: HeadRef::new(
+                            &buf[..len],
+                            self.done_tid,
+                            &self.done_start,
+                            &self.entries,
+                        ),
+                        body,
+                    },
+                    Ev::Body(b) => EventRef::Body(b),
+                    Ev::End(f) => EventRef::End(f),
+                });
                 Ok((n, ev))
             }
-            Err((at, kind)) => {
-                let e = ParseError::new(kind, self.offset + at as u64, self.current_tid());
-                self.poisoned = Some(e.clone());
-                Err(e)
-            }
+            Err((at, kind)) => Err(self.fail(at, kind)),
         }
+    }
+
+    #[cold]
+    fn fail(&mut self, at: usize, kind: MessageError) -> ParseError {
+        let e = ParseError::new(kind, self.offset + at as u64, self.current_tid());
+        self.poisoned = Some(e.clone());
+        e
+    }
+
+    /// Test hook: `false` makes the parser skip its whole-head fast path, so that tests can
+    /// check that both paths give the same events and errors.
+    #[doc(hidden)]
+    pub fn set_fast_head(&mut self, on: bool) {
+        self.fast = on;
     }
 
     fn reset_head(&mut self) {
@@ -235,10 +311,20 @@ impl Parser {
         self.entries.clear();
     }
 
-    fn parse_head<'b>(&mut self, buf: &'b [u8]) -> Result<(usize, Option<Event<'b>>), Local> {
+    fn parse_head<'b>(&mut self, buf: &'b [u8]) -> Step<'b> {
         if buf.len() < self.checked.max(self.scan) {
             // The caller did not present the unconsumed bytes again: start over.
             self.reset_head();
+        }
+        if self.checked == 0 {
+            // A new head: the previous head's index goes.
+            self.entries.clear();
+            if self.fast {
+                if let Some(r) = self.fast_head(buf) {
+                    return Ok(r);
+                }
+                self.reset_head();
+            }
         }
         if self.scan == 0 {
             // RFC 4975 §9: pMSRP = %x4D.53.52.50 ; MSRP in caps. Fail fast on anything else.
@@ -314,6 +400,179 @@ impl Parser {
             self.parse_header_line(line, line_start)?;
             self.scan = next;
         }
+    }
+
+    /// Whole-head fast path: when `buf` holds a complete head of the usual shape, checks it
+    /// in one pass and emits it. Path headers whose URIs are all in the common form
+    /// (`uri::common_form_len`) and the Message-ID are checked where they stand, which also
+    /// finds the end of their line; other lines are scanned as `utf8text` and their values
+    /// checked by `header::check_value`, as in the general path.
+    ///
+    /// It never reports an error: on anything else (incomplete input, a limit reached, a
+    /// rule broken, an unusual shape such as an extension method) it returns `None` and the
+    /// caller resets the head state and runs the general path from the start, which then
+    /// gives the exact event or error. It accepts only heads the general path accepts, with
+    /// the same result (`Parser::set_fast_head` lets the tests compare the two).
+    fn fast_head<'b>(&mut self, buf: &'b [u8]) -> Option<(usize, Option<Ev<'b>>)> {
+        let limits = self.limits;
+        // RFC 4975 §9: req-start = pMSRP SP transact-id SP method CRLF
+        if buf.len() < 16 || word(buf, 0) & 0xff_ffff_ffff != u64::from_le_bytes(*b"MSRP \0\0\0") {
+            return None;
+        }
+        let lim = buf.len().min(5 + 33);
+        let mut i = 5;
+        while i < lim && header::is_ident_byte(buf[i]) {
+            i += 1;
+        }
+        let tid = &buf[5..i];
+        // ident = ALPHANUM 3*31ident-char
+        if tid.len() < 4
+            || tid.len() > 32
+            || !tid[0].is_ascii_alphanumeric()
+            || buf.get(i) != Some(&b' ')
+        {
+            return None;
+        }
+        let at = i + 1;
+        let rest = &buf[at..];
+        let mut high = false;
+        let (start, cr) = if rest.len() >= 8
+            && word(rest, 0) & 0xff_ffff_ffff == u64::from_le_bytes(*b"SEND\r\0\0\0")
+        {
+            (Start::Request(Method::Send), at + 4)
+        } else if rest.starts_with(b"REPORT\r") {
+            (Start::Request(Method::Report), at + 6)
+        } else if rest.starts_with(b"AUTH\r") {
+            (Start::Request(Method::Auth), at + 4)
+        } else if rest.len() > 3 && rest[..3].iter().all(u8::is_ascii_digit) {
+            // resp-start = pMSRP SP transact-id SP status-code [SP comment] CRLF
+            let code = rest[..3]
+                .iter()
+                .fold(0u16, |a, &c| a * 10 + u16::from(c - b'0'));
+            let status = StatusCode(code);
+            match rest[3] {
+                b'\r' => (
+                    Start::Response {
+                        status,
+                        comment: None,
+                    },
+                    at + 3,
+                ),
+                b' ' => {
+                    let (cr, h) = text_end(buf, at + 4, limits.max_start_line + 2)?;
+                    high |= h;
+                    let comment = Some(Span::new(at + 4, cr));
+                    (Start::Response { status, comment }, cr)
+                }
+                _ => return None,
+            }
+        } else {
+            return None;
+        };
+        if cr > limits.max_start_line || buf.get(cr + 1) != Some(&b'\n') {
+            return None;
+        }
+        self.tid[..tid.len()].copy_from_slice(tid);
+        self.tid_len = tid.len();
+        self.request = matches!(start, Start::Request(_));
+        let tid = Span::new(5, 5 + tid.len());
+
+        let mut checker = HeadChecker::default();
+        let mut i = cr + 2;
+        loop {
+            let ls = i;
+            match *buf.get(ls)? {
+                b'\r' => {
+                    // The blank line before a body (RFC 4975 §7.1).
+                    if buf.get(ls + 1) != Some(&b'\n') || ls + 2 > limits.max_head_bytes {
+                        return None;
+                    }
+                    return self.fast_finish(buf, &checker, start, tid, ls, ls + 2, true, high);
+                }
+                b'-' => {
+                    // The end-line right after the headers: no body. As in the general
+                    // path, its whole line must be there and be text.
+                    if !buf[ls..].starts_with(b"-------") {
+                        return None;
+                    }
+                    match scan_line(buf, ls, limits.max_head_bytes + 45) {
+                        LineScan::End(_) => {}
+                        _ => return None,
+                    }
+                    return self.fast_finish(buf, &checker, start, tid, ls, ls, false, high);
+                }
+                _ => {}
+            }
+            if checker.count >= limits.max_headers {
+                return None;
+            }
+            // RFC 4975 §9: hname ":" SP hval
+            let (kind, colon) = match header::known_header(&buf[ls..]) {
+                Some(k) => k,
+                None => {
+                    let line = &buf[ls..buf.len().min(ls + limits.max_head_bytes)];
+                    let mut c = 0;
+                    while c < line.len() && header::is_token_byte(line[c]) {
+                        c += 1;
+                    }
+                    if c == line.len() || line[c] != b':' || !line[0].is_ascii_alphabetic() {
+                        return None;
+                    }
+                    (HeaderKind::from_name(&line[..c]), c)
+                }
+            };
+            let mut vs = ls + colon + 1;
+            if buf.get(vs) == Some(&b' ') {
+                vs += 1;
+            }
+            let fused = match kind {
+                HeaderKind::ToPath | HeaderKind::FromPath | HeaderKind::UsePath => {
+                    path_end(buf, vs, limits.max_path_uris)
+                }
+                HeaderKind::MessageId => ident_end(buf, vs),
+                _ => None,
+            };
+            let cr = match fused {
+                Some(cr) => cr,
+                None => {
+                    let (cr, h) = text_end(buf, vs, limits.max_head_bytes)?;
+                    high |= h;
+                    header::check_value(kind, &buf[vs..cr], &limits).ok()?;
+                    cr
+                }
+            };
+            if cr + 2 > limits.max_head_bytes || buf.get(cr + 1) != Some(&b'\n') {
+                return None;
+            }
+            checker.add(kind).ok()?;
+            self.entries.push(Entry {
+                name: Span::new(ls, ls + colon),
+                value: Span::new(vs, cr),
+                kind,
+            });
+            i = cr + 2;
+        }
+    }
+
+    /// The end of [`fast_head`](Self::fast_head): the whole-head rules and the UTF-8 check
+    /// (only when a non-ASCII byte was seen), then the event.
+    #[allow(clippy::too_many_arguments)]
+    fn fast_finish<'b>(
+        &mut self,
+        buf: &[u8],
+        checker: &HeadChecker,
+        start: Start,
+        tid: Span,
+        head_end: usize,
+        consumed: usize,
+        body: bool,
+        high: bool,
+    ) -> Option<(usize, Option<Ev<'b>>)> {
+        checker.finish(self.request, body).ok()?;
+        if high && std::str::from_utf8(&buf[..head_end]).is_err() {
+            return None;
+        }
+        Some(self.emit_head(start, tid, head_end, consumed, body))
     }
 
     /// `MSRP SP transact-id SP method` or `MSRP SP transact-id SP status-code [SP comment]`
@@ -412,19 +671,36 @@ impl Parser {
         head_end: usize,
         consumed: usize,
         body: bool,
-    ) -> Result<(usize, Option<Event<'b>>), Local> {
+    ) -> Step<'b> {
         self.checker
             .finish(self.request, body)
             .map_err(|e| (head_end, e))?;
         // RFC 4975 §9: MSRP is UTF-8 text (utf8text in values and comments).
-        let raw = std::str::from_utf8(&buf[..head_end])
+        std::str::from_utf8(&buf[..head_end])
             .map_err(|e| (e.valid_up_to(), MessageError::InvalidUtf8))?;
         let Some((start, tid)) = self.start.take() else {
             return Err((0, MessageError::MalformedStartLine));
         };
+        Ok(self.emit_head(start, tid, head_end, consumed, body))
+    }
+
+    /// The head is complete and checked: keep its start line (its headers stay in
+    /// `entries`), reset the head state and set up the body or end-line state.
+    fn emit_head<'b>(
+        &mut self,
+        start: Start,
+        tid: Span,
+        head_end: usize,
+        consumed: usize,
+        body: bool,
+    ) -> (usize, Option<Ev<'b>>) {
         let non_send = !matches!(start, Start::Request(Method::Send));
-        let head = MessageHead::from_parts(raw.to_owned(), tid, start, self.entries.clone());
-        self.reset_head();
+        self.done_start = start;
+        self.done_tid = tid;
+        self.scan = 0;
+        self.checked = 0;
+        self.start = None;
+        self.checker = HeadChecker::default();
         self.body_len = 0;
         if body {
             self.state = State::Body;
@@ -437,7 +713,13 @@ impl Parser {
         } else {
             self.state = State::EndLine;
         }
-        Ok((consumed, Some(Event::Head { head, body })))
+        (
+            consumed,
+            Some(Ev::Head {
+                len: head_end,
+                body,
+            }),
+        )
     }
 
     fn tid(&self) -> &[u8] {
@@ -445,7 +727,7 @@ impl Parser {
     }
 
     /// `"-------" transact-id continuation-flag CRLF` at the start of `buf` (RFC 4975 §9).
-    fn parse_end_line<'b>(&mut self, buf: &'b [u8]) -> Result<(usize, Option<Event<'b>>), Local> {
+    fn parse_end_line<'b>(&mut self, buf: &'b [u8]) -> Step<'b> {
         let tl = self.tid_len;
         // Fail as soon as the bytes present disagree.
         let n = buf.len().min(7);
@@ -472,14 +754,10 @@ impl Parser {
             return Err((7 + tl, MessageError::InvalidContinuationFlag));
         }
         self.state = State::Head;
-        Ok((7 + tl + 3, Some(Event::End(flag))))
+        Ok((7 + tl + 3, Some(Ev::End(flag))))
     }
 
-    fn emit_body<'b>(
-        &mut self,
-        buf: &'b [u8],
-        k: usize,
-    ) -> Result<(usize, Option<Event<'b>>), Local> {
+    fn emit_body<'b>(&mut self, buf: &'b [u8], k: usize) -> Step<'b> {
         if k == 0 {
             return Ok((0, None));
         }
@@ -493,10 +771,10 @@ impl Parser {
             return Err((at, e));
         }
         self.body_len += k as u64;
-        Ok((k, Some(Event::Body(&buf[..k]))))
+        Ok((k, Some(Ev::Body(&buf[..k]))))
     }
 
-    fn parse_body<'b>(&mut self, buf: &'b [u8]) -> Result<(usize, Option<Event<'b>>), Local> {
+    fn parse_body<'b>(&mut self, buf: &'b [u8]) -> Step<'b> {
         let tl = self.tid_len;
         if !self.body_checked {
             // A body that starts with the end-line lacks the CRLF RFC 4975 §7.1 requires
@@ -557,7 +835,7 @@ impl Parser {
                 Tail::Bad(i, e) => return Err((f + i, e)),
                 Tail::End(flag) => {
                     self.state = State::Head;
-                    return Ok((f + 3, Some(Event::End(flag))));
+                    return Ok((f + 3, Some(Ev::End(flag))));
                 }
             }
         }
@@ -575,6 +853,83 @@ fn bad_header_line(line: &[u8]) -> MessageError {
         _ if memchr::memchr(b':', line).is_none() => MessageError::HeaderWithoutColon,
         _ => MessageError::InvalidHeaderName,
     }
+}
+
+/// The eight bytes of `b` from `i` as a little-endian word (`b` must hold them).
+#[inline]
+fn word(b: &[u8], i: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[i..i + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// Fast path: the CR ending the `utf8text` line that goes on at `i` (RFC 4975 §9: HTAB,
+/// %x20-7E, bytes >= 0x80), if it comes before `limit` and LF follows it, and whether the
+/// line had a byte >= 0x80 (then the head's UTF-8 must be checked). `None` for anything
+/// else; the general path then reports it.
+fn text_end(buf: &[u8], mut i: usize, limit: usize) -> Option<(usize, bool)> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let end = limit.min(buf.len());
+    let mut acc = 0u64;
+    loop {
+        while i + 8 <= end {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&buf[i..i + 8]);
+            let w = u64::from_le_bytes(w);
+            // as in scan_line: any byte < 0x20 or == 0x7f; the lowest flagged one is exact
+            let ctl = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+            let x = w ^ (ONES * 0x7f);
+            let del = x.wrapping_sub(ONES) & !x & HIGH;
+            let m = ctl | del;
+            if m != 0 {
+                let k = m.trailing_zeros() / 8;
+                acc |= w & ((1u64 << (8 * k)) - 1);
+                i += k as usize;
+                break;
+            }
+            acc |= w;
+            i += 8;
+        }
+        let c = *buf[..end].get(i)?;
+        if c >= 0x20 && c != 0x7f || c == b'\t' {
+            acc |= u64::from(c);
+            i += 1;
+            continue;
+        }
+        return (c == b'\r' && buf.get(i + 1) == Some(&b'\n')).then_some((i, acc & HIGH != 0));
+    }
+}
+
+/// Fast path: a path header value (RFC 4975 §9 `MSRP-URI *( SP MSRP-URI )`) of at most `max`
+/// URIs, all in the common form, at `pos`; the index of the CR that ends it.
+fn path_end(buf: &[u8], mut pos: usize, max: usize) -> Option<usize> {
+    let mut n = 0;
+    loop {
+        pos += crate::uri::common_form_len(&buf[pos..])?;
+        n += 1;
+        if n > max {
+            return None;
+        }
+        match buf.get(pos) {
+            Some(b'\r') => return Some(pos),
+            Some(b' ') => pos += 1,
+            _ => return None,
+        }
+    }
+}
+
+/// Fast path: a Message-ID (RFC 4975 §9 `ident`) at `vs` followed by CR; the CR's index.
+fn ident_end(buf: &[u8], vs: usize) -> Option<usize> {
+    let lim = buf.len().min(vs + 33);
+    let mut i = vs;
+    while i < lim && header::is_ident_byte(buf[i]) {
+        i += 1;
+    }
+    let ok = (4..=32).contains(&(i - vs))
+        && buf[vs].is_ascii_alphanumeric()
+        && buf.get(i) == Some(&b'\r');
+    ok.then_some(i)
 }
 
 enum LineScan {

@@ -5,12 +5,18 @@
 //! all for a message in memory.
 
 use super::parse::{classify_tail, Tail};
-use super::{Continuation, MessageHead};
+use super::{Continuation, HeadRef, MessageHead};
 use memchr::memmem;
 
 /// Appends the start line and headers (each ending in CRLF) exactly as held by `head`.
 pub fn write_head(head: &MessageHead, out: &mut Vec<u8>) {
     out.extend_from_slice(head.as_str().as_bytes());
+}
+
+/// [`write_head`] for a borrowed head (as [`Parser::parse_ref`](super::Parser::parse_ref)
+/// gives it): appends its text unchanged.
+pub fn write_head_ref(head: &HeadRef<'_, '_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(head.as_bytes());
 }
 
 /// Appends the blank line that separates the headers from a body (RFC 4975 §7.1: "The body
@@ -23,14 +29,30 @@ pub fn write_body_start(out: &mut Vec<u8>) {
 /// Appends the end-line `-------` tid flag CRLF. After a body (`after_body`), first the CRLF
 /// that RFC 4975 §7.1 requires before the end-line ("If a body is present, the end-line MUST
 /// be preceded by a CRLF that is not part of the body").
-pub fn write_end_line(tid: &str, after_body: bool, flag: Continuation, out: &mut Vec<u8>) {
-    if after_body {
+/// `tid` is a `&str` or, for example, [`HeadRef::transaction_id_bytes`].
+pub fn write_end_line(
+    tid: impl AsRef<[u8]>,
+    after_body: bool,
+    flag: Continuation,
+    out: &mut Vec<u8>,
+) {
+    let tid = tid.as_ref();
+    // One copy: "\r\n-------", the id (at most 32 bytes), flag, CRLF.
+    let mut line = [0u8; 9 + 32 + 3];
+    line[..9].copy_from_slice(b"\r\n-------");
+    let from = if after_body { 0 } else { 2 };
+    let n = tid.len().min(32);
+    line[9..9 + n].copy_from_slice(&tid[..n]);
+    line[9 + n] = flag.as_byte();
+    line[10 + n..12 + n].copy_from_slice(b"\r\n");
+    out.extend_from_slice(&line[from..12 + n]);
+    if tid.len() > 32 {
+        // Not a valid transaction id (RFC 4975 §9 allows 32 bytes), written as given.
+        out.truncate(out.len() - 3 - n);
+        out.extend_from_slice(tid);
+        out.push(flag.as_byte());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"-------");
-    out.extend_from_slice(tid.as_bytes());
-    out.push(flag.as_byte());
-    out.extend_from_slice(b"\r\n");
 }
 
 /// True when `body`, sent with transaction id `tid`, would be read differently by a
