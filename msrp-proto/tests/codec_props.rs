@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::parse_in_pieces;
+use common::{assert_paths_agree, parse_in_pieces};
 use msrp_proto::message::{
     body_contains_end_line, parse_messages, ByteRange, Continuation, FailureReport, HeaderKind,
     Limits, Message, MessageHead, Method, StatusCode,
@@ -238,5 +238,40 @@ proptest! {
         let whole = parse_messages(&input, Limits::default());
         let (split, _) = parse_in_pieces(&input, &[cut.index(input.len())], Limits::default());
         prop_assert_eq!(whole, split);
+        assert_paths_agree(&input, Limits::default());
+    }
+
+    /// The whole-head fast path accepts only what the general path accepts, with the same
+    /// result, and rejects nothing differently: generated messages with one byte changed,
+    /// removed or inserted, under default and tight limits.
+    #[test]
+    fn fast_and_general_head_paths_agree(
+        msgs in prop::collection::vec(message(), 1..3),
+        at in any::<prop::sample::Index>(),
+        byte in prop_oneof![
+            Just(b'\r'), Just(b'\n'), Just(b' '), Just(b':'), Just(b'-'), Just(0u8),
+            Just(0x7f), Just(0xc3), Just(0xff), Just(b'\t'), Just(b'/'), Just(b';'),
+            any::<u8>()
+        ],
+        op in 0u8..4,
+        tight in any::<bool>(),
+    ) {
+        let mut wire = Vec::new();
+        for m in &msgs {
+            m.encode_into(&mut wire).unwrap();
+        }
+        let i = at.index(wire.len());
+        match op {
+            0 => wire[i] = byte,
+            1 => { wire.remove(i); }
+            2 => wire.insert(i, byte),
+            _ => {}
+        }
+        let limits = if tight {
+            Limits { max_start_line: 40, max_head_bytes: 200, max_headers: 5, max_body_bytes: 64, max_path_uris: 2 }
+        } else {
+            Limits::default()
+        };
+        assert_paths_agree(&wire, limits);
     }
 }

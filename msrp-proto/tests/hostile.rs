@@ -221,6 +221,8 @@ fn hostile_inputs_give_specific_errors() {
         } as u64;
         let whole = parse_messages(&c.input, c.limits).expect_err(c.name);
         assert_eq!(whole.kind(), &c.err, "{}: {whole}", c.name);
+        // the whole-head fast path, the general path and parse_ref agree
+        common::assert_paths_agree(&c.input, c.limits);
         assert_eq!(whole.offset(), want_at, "{}: {whole}", c.name);
         // the same error at the same offset however the bytes arrive
         let bytewise = parse_bytewise(&c.input, c.limits).expect_err(c.name);

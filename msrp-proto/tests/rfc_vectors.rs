@@ -7,7 +7,8 @@ mod common;
 
 use common::{encode_all, parse_bytewise, parse_in_pieces};
 use msrp_proto::message::{
-    parse_messages, Continuation, HeaderKind, Limits, Message, MessageError, Method, StatusCode,
+    parse_messages, Continuation, EventRef, HeaderKind, Limits, Message, MessageError, Method,
+    Parser, StatusCode,
 };
 use std::path::{Path, PathBuf};
 
@@ -67,6 +68,36 @@ fn all_rfc_vectors_parse_and_round_trip_byte_for_byte() {
             None => assert_eq!(m.head.status_code().unwrap().to_string(), kind, "{name}"),
         }
         assert_eq!(encode_all(&msgs), *bytes, "{name}: writer output differs");
+        // the fast and general head paths and parse_ref agree
+        common::assert_paths_agree(bytes, Limits::default());
+        // the borrowed head says what the owned one says
+        let mut p = Parser::new(Limits::default());
+        match p.parse_ref(bytes).unwrap() {
+            (_, Some(EventRef::Head { head: h, .. })) => {
+                assert_eq!(h.to_head(), m.head, "{name}");
+                assert_eq!(h, m.head.view(), "{name}");
+                assert_eq!(h.as_str(), m.head.as_str(), "{name}");
+                assert_eq!(h.transaction_id(), m.head.transaction_id(), "{name}");
+                assert_eq!(h.start_line(), m.head.start_line(), "{name}");
+                assert_eq!(
+                    h.headers().collect::<Vec<_>>(),
+                    m.head.headers().collect::<Vec<_>>()
+                );
+                assert_eq!(h.to_path(), m.head.to_path(), "{name}");
+                assert_eq!(h.from_path(), m.head.from_path(), "{name}");
+                assert_eq!(h.use_path(), m.head.use_path(), "{name}");
+                assert_eq!(h.message_id(), m.head.message_id(), "{name}");
+                assert_eq!(h.byte_range(), m.head.byte_range(), "{name}");
+                assert_eq!(h.content_type(), m.head.content_type(), "{name}");
+                assert_eq!(h.status(), m.head.status(), "{name}");
+                assert_eq!(h.failure_report(), m.head.failure_report(), "{name}");
+                assert_eq!(h.success_report(), m.head.success_report(), "{name}");
+                assert_eq!(h.expires(), m.head.expires(), "{name}");
+                assert_eq!(h.comment(), m.head.comment(), "{name}");
+                assert_eq!(h.get("to-path"), m.head.get("to-path"), "{name}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
         assert_eq!(
             parse_bytewise(bytes, Limits::default()).unwrap(),
             msgs,

@@ -90,3 +90,84 @@ pub fn encode_all(msgs: &[Message]) -> Vec<u8> {
 pub fn crlf(s: &str) -> Vec<u8> {
     s.replace('\n', "\r\n").into_bytes()
 }
+
+/// Parses the whole `input` with one parser, as `parse_messages` does, but choosing the path:
+/// `fast == false` turns the whole-head fast path off (the general path only), and
+/// `borrowed` reads heads through `Parser::parse_ref` (copied with `HeadRef::to_head`).
+pub fn parse_whole(
+    input: &[u8],
+    limits: Limits,
+    fast: bool,
+    borrowed: bool,
+) -> Result<Vec<Message>, ParseError> {
+    use msrp_proto::message::EventRef;
+    let mut p = Parser::new(limits);
+    p.set_fast_head(fast);
+    let mut out = Vec::new();
+    let mut cur: Option<Message> = None;
+    let mut pos = 0;
+    loop {
+        let (n, ev) = if borrowed {
+            let (n, ev) = p.parse_ref(&input[pos..])?;
+            let ev = ev.map(|ev| match ev {
+                EventRef::Head { head, body } => Event::Head {
+                    head: head.to_head(),
+                    body,
+                },
+                EventRef::Body(b) => Event::Body(b),
+                EventRef::End(f) => Event::End(f),
+            });
+            (n, ev)
+        } else {
+            p.parse(&input[pos..])?
+        };
+        pos += n;
+        match ev {
+            None => break,
+            Some(Event::Head { head, body }) => {
+                cur = Some(Message {
+                    head,
+                    body: body.then(Vec::new),
+                    continuation: Continuation::Complete,
+                })
+            }
+            Some(Event::Body(b)) => cur
+                .as_mut()
+                .and_then(|m| m.body.as_mut())
+                .expect("body after a head with body")
+                .extend_from_slice(b),
+            Some(Event::End(f)) => {
+                let mut m = cur.take().expect("end after a head");
+                m.continuation = f;
+                out.push(m);
+            }
+        }
+    }
+    p.finish(&input[pos..])?;
+    Ok(out)
+}
+
+/// Checks that the whole-head fast path, the general path and the borrowed-head API all
+/// give the same messages or the same error (kind, offset, transaction id) for `input`.
+pub fn assert_paths_agree(input: &[u8], limits: Limits) {
+    let fast = parse_whole(input, limits, true, false);
+    let general = parse_whole(input, limits, false, false);
+    assert_eq!(
+        fast,
+        general,
+        "fast and general paths differ on {:?}",
+        String::from_utf8_lossy(input)
+    );
+    let borrowed = parse_whole(input, limits, true, true);
+    assert_eq!(
+        borrowed,
+        fast,
+        "parse_ref differs from parse on {:?}",
+        String::from_utf8_lossy(input)
+    );
+    assert_eq!(
+        fast,
+        msrp_proto::message::parse_messages(input, limits),
+        "parse_messages differs"
+    );
+}
