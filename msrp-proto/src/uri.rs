@@ -341,8 +341,8 @@ pub(crate) fn common_form_len(b: &[u8]) -> Option<usize> {
         let start = i + 1;
         let mut port: u32 = 0;
         i = start;
-        while i < b.len() && b[i].is_ascii_digit() {
-            port = port * 10 + u32::from(b[i] - b'0');
+        while let Some(d) = b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9) {
+            port = port * 10 + u32::from(d);
             i += 1;
             if i - start > 5 {
                 return None;
@@ -366,7 +366,7 @@ pub(crate) fn common_form_len(b: &[u8]) -> Option<usize> {
     }
     i += 1;
     let t = i;
-    while i < b.len() && b[i].is_ascii_alphanumeric() {
+    while i < b.len() && URI_CLASS[b[i] as usize] & ALNUM != 0 {
         i += 1;
     }
     if i == t || i > MAX_URI_LEN || (i < b.len() && b[i] != b' ' && b[i] != b'\r') {
@@ -378,6 +378,7 @@ pub(crate) fn common_form_len(b: &[u8]) -> Option<usize> {
 const HOST: u8 = 1;
 const NOT_V4: u8 = 2;
 const SESSION: u8 = 4;
+const ALNUM: u8 = 8;
 
 /// The end of the run of bytes of `class` starting at `i`: eight table look-ups ANDed
 /// together per step, then byte by byte.
@@ -397,7 +398,7 @@ fn class_run(b: &[u8], mut i: usize, class: u8) -> usize {
 }
 
 /// Character classes for [`is_common_form`]: HOST = letters, digits, `-`, `.`; NOT_V4 = HOST
-/// characters other than digits and `.`; SESSION = `unreserved / "+" / "=" / "/"`.
+/// characters other than digits and `.`; SESSION = `unreserved / "+" / "=" / "/"`; ALNUM = letters and digits.
 static URI_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut c = 0;
@@ -412,6 +413,9 @@ static URI_CLASS: [u8; 256] = {
         }
         if alnum || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'=' | b'/') {
             t[c] |= SESSION;
+        }
+        if alnum {
+            t[c] |= ALNUM;
         }
         c += 1;
     }

@@ -84,25 +84,29 @@ pub(crate) struct HeadChecker {
 
 impl HeadChecker {
     /// Order and duplicate rules for the next header.
+    #[inline]
     pub(crate) fn add(&mut self, kind: HeaderKind) -> Result<(), MessageError> {
         // Duplicates first, so "To-Path, To-Path" reports the duplicate (RFC 4975 §9 has
         // exactly one To-Path and one From-Path).
-        if kind.is_single() && self.seen & kind.bit() != 0 {
+        let bit = kind.bit();
+        if bit & HeaderKind::SINGLE & self.seen != 0 {
             return Err(MessageError::DuplicateHeader(kind));
         }
         // RFC 4975 §9: headers = To-Path CRLF From-Path CRLF 1*( header CRLF ); §7.1 / §7.2.
-        if self.count == 0 && kind != HeaderKind::ToPath {
-            return Err(MessageError::ToPathNotFirst);
+        if self.count < 2 {
+            if self.count == 0 && kind != HeaderKind::ToPath {
+                return Err(MessageError::ToPathNotFirst);
+            }
+            if self.count == 1 && kind != HeaderKind::FromPath {
+                return Err(MessageError::FromPathNotSecond);
+            }
         }
-        if self.count == 1 && kind != HeaderKind::FromPath {
-            return Err(MessageError::FromPathNotSecond);
-        }
-        self.seen |= kind.bit();
-        self.count += 1;
-        self.last = Some(kind);
-        if kind.is_mime() && self.first_mime.is_none() {
+        if bit & HeaderKind::MIME != 0 && self.first_mime.is_none() {
             self.first_mime = Some(kind);
         }
+        self.seen |= bit;
+        self.count += 1;
+        self.last = Some(kind);
         Ok(())
     }
 

@@ -147,9 +147,26 @@ impl HeaderKind {
     }
 
     /// Bit for duplicate tracking.
-    pub(crate) fn bit(self) -> u32 {
+    pub(crate) const fn bit(self) -> u32 {
         1 << (self as u32)
     }
+
+    /// The bits of the kinds [`is_single`](Self::is_single) is true for.
+    pub(crate) const SINGLE: u32 = !(HeaderKind::WwwAuthenticate.bit()
+        | HeaderKind::Authorization.bit()
+        | HeaderKind::AuthenticationInfo.bit()
+        | HeaderKind::OtherMime.bit()
+        | HeaderKind::Extension.bit()
+        | HeaderKind::ContentId.bit()
+        | HeaderKind::ContentDescription.bit()
+        | HeaderKind::ContentDisposition.bit());
+
+    /// The bits of the kinds [`is_mime`](Self::is_mime) is true for.
+    pub(crate) const MIME: u32 = HeaderKind::ContentType.bit()
+        | HeaderKind::ContentId.bit()
+        | HeaderKind::ContentDescription.bit()
+        | HeaderKind::ContentDisposition.bit()
+        | HeaderKind::OtherMime.bit();
 }
 
 /// A canonical header name prepared for word-at-a-time comparison: its bytes lowercased and
@@ -271,7 +288,7 @@ fn eq_name(name: &[u8], kind: HeaderKind) -> bool {
 /// its kind and the colon's index. The name is then `ALPHA *token` (RFC 4975 §9 `hname`)
 /// and [`HeaderKind::from_name`] of it gives the same kind; `None` means "use the general
 /// path", not "invalid".
-#[inline]
+#[inline(always)]
 pub(crate) fn known_header(line: &[u8]) -> Option<(HeaderKind, usize)> {
     use HeaderKind as K;
     if line.len() >= 24 {
@@ -306,7 +323,7 @@ pub(crate) fn known_header(line: &[u8]) -> Option<(HeaderKind, usize)> {
 
 /// [`known_header`] when `line` (which may go on beyond the line) has at least 24 bytes: the
 /// name and its colon compared as whole words, no length checks.
-#[inline]
+#[inline(always)]
 fn known_header_long(line: &[u8]) -> Option<(HeaderKind, usize)> {
     use HeaderKind as K;
     let word = |i: usize| {
@@ -638,6 +655,24 @@ fn parse_status(v: &[u8]) -> Option<(u16, u16, Option<usize>)> {
     }
 }
 
+/// The parser's whole-head fast path: a Content-Type value of the plain form `type/subtype`
+/// (two tokens, no parameters) at `vs`, followed by CR; the CR's index. `check_content_type`
+/// accepts every such value; anything else goes to the general path.
+pub(crate) fn plain_media_type_end(buf: &[u8], vs: usize) -> Option<usize> {
+    let run = |mut i: usize| {
+        while i < buf.len() && is_token_byte(buf[i]) {
+            i += 1;
+        }
+        i
+    };
+    let t = run(vs);
+    if t == vs || buf.get(t) != Some(&b'/') {
+        return None;
+    }
+    let e = run(t + 1);
+    (e > t + 1 && buf.get(e) == Some(&b'\r')).then_some(e)
+}
+
 /// Checks a `media-type` (RFC 4975 §9), allowing optional whitespace around `;` and `=` as
 /// RFC 2045 does.
 fn check_content_type(v: &[u8]) -> bool {
@@ -932,9 +967,14 @@ mod tests {
         HeaderKind::Extension,
     ];
 
-    /// `CANON` is indexed by `HeaderKind as usize`.
+    /// `CANON` is indexed by `HeaderKind as usize`, and the kind masks agree with the
+    /// predicates.
     #[test]
     fn canon_table_matches_the_enum() {
+        for k in CANON_KINDS {
+            assert_eq!(HeaderKind::SINGLE & k.bit() != 0, k.is_single(), "{k:?}");
+            assert_eq!(HeaderKind::MIME & k.bit() != 0, k.is_mime(), "{k:?}");
+        }
         for (i, k) in CANON_KINDS.iter().enumerate() {
             assert_eq!(*k as usize, i);
             assert_eq!(CANON[i].len, k.canonical_name().map_or(0, str::len));

@@ -57,10 +57,37 @@ const END_PREFIX: &[u8] = b"\r\n-------";
 /// ones (typical small bodies), where setting up the vectorised search costs more than it saves.
 fn find_end_prefix(hay: &[u8]) -> Option<usize> {
     if hay.len() < 64 {
-        return (0..hay.len()).find(|&m| hay[m] == b'\r' && hay[m..].starts_with(END_PREFIX));
+        return find_end_prefix_short(hay);
     }
     static F: OnceLock<Finder<'static>> = OnceLock::new();
     F.get_or_init(|| Finder::new(END_PREFIX)).find(hay)
+}
+
+/// [`find_end_prefix`] for short inputs: CRs found eight bytes at a time, the prefix checked
+/// as a word.
+fn find_end_prefix_short(hay: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const DASHES: u64 = u64::from_le_bytes(*b"\r\n------");
+    let is_prefix = |m: usize| {
+        hay.len() >= m + END_PREFIX.len() && word(hay, m) == DASHES && hay[m + 8] == b'-'
+    };
+    let mut i = 0;
+    while i + 8 <= hay.len() {
+        // bytes equal to CR: "has zero byte" of w ^ CR..CR; exact for the lowest one, and
+        // every flagged byte is checked
+        let x = word(hay, i) ^ (ONES * 0x0d);
+        let mut m = x.wrapping_sub(ONES) & !x & HIGH;
+        while m != 0 {
+            let k = i + (m.trailing_zeros() / 8) as usize;
+            if hay[k] == b'\r' && is_prefix(k) {
+                return Some(k);
+            }
+            m &= m - 1;
+        }
+        i += 8;
+    }
+    (i..hay.len()).find(|&k| hay[k] == b'\r' && is_prefix(k))
 }
 
 /// RFC 4975 §7.1: non-SEND request bodies "MUST NOT be larger than 10240 octets".
@@ -530,6 +557,8 @@ impl Parser {
                     path_end(buf, vs, limits.max_path_uris)
                 }
                 HeaderKind::MessageId => ident_end(buf, vs),
+                HeaderKind::ByteRange => super::range::fast_range_end(&buf[vs..]).map(|e| vs + e),
+                HeaderKind::ContentType => header::plain_media_type_end(buf, vs),
                 _ => None,
             };
             let cr = match fused {
@@ -781,7 +810,8 @@ impl Parser {
             // before it ("the end-line MUST be preceded by a CRLF that is not part of the
             // body"); report it instead of reading the rest of the stream as body.
             let n = buf.len().min(7 + tl);
-            let prefix_ok = buf[..n.min(7)] == b"-------"[..n.min(7)]
+            let prefix_ok = buf.first().is_none_or(|&c| c == b'-')
+                && buf[..n.min(7)] == b"-------"[..n.min(7)]
                 && (n <= 7 || buf[7..n] == self.tid()[..n - 7]);
             if prefix_ok {
                 if n < 7 + tl {
@@ -819,7 +849,7 @@ impl Parser {
                 from = m + 1;
                 continue;
             }
-            if buf[after..after + tl] != *self.tid() {
+            if !eq_short(&buf[after..after + tl], self.tid()) {
                 from = m + 1;
                 continue;
             }
@@ -853,6 +883,27 @@ fn bad_header_line(line: &[u8]) -> MessageError {
         _ if memchr::memchr(b':', line).is_none() => MessageError::HeaderWithoutColon,
         _ => MessageError::InvalidHeaderName,
     }
+}
+
+/// `a == b` for short slices (transaction ids), a word at a time without a `memcmp` call.
+#[inline]
+fn eq_short(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    // the last word, overlapping the previous one
+    word(a, n - 8) == word(b, n - 8)
 }
 
 /// The eight bytes of `b` from `i` as a little-endian word (`b` must hold them).

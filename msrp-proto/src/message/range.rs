@@ -126,6 +126,43 @@ fn parse_fast(s: &[u8]) -> Option<(u64, Option<u64>, Option<u64>)> {
     (i == s.len()).then_some((start, end, total))
 }
 
+/// The parser's whole-head fast path: a well-formed Byte-Range value at the start of `s`
+/// that ends at a CR (the end of its line); the CR's index. Accepts exactly what
+/// [`ByteRange::parse_bytes`] accepts on the value before the CR, when its numbers have at
+/// most 19 digits (`None` sends anything else to the general path).
+pub(crate) fn fast_range_end(s: &[u8]) -> Option<usize> {
+    // Each number: digits up to the byte `stop`; `*` (None) where `star`; at most 19 digits.
+    #[inline(always)]
+    fn num(s: &[u8], i: &mut usize, stop: u8, star: bool) -> Option<Option<u64>> {
+        let from = *i;
+        if star && s.get(from) == Some(&b'*') {
+            *i += 1;
+            return (s.get(*i) == Some(&stop)).then_some(None);
+        }
+        let mut n = 0u64;
+        loop {
+            let c = *s.get(*i)?;
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return (c == stop && *i > from && *i - from <= 19).then_some(Some(n));
+            }
+            n = n.wrapping_mul(10).wrapping_add(u64::from(d));
+            *i += 1;
+        }
+    }
+    let mut i = 0;
+    let start = num(s, &mut i, b'-', false)??;
+    i += 1;
+    let end = num(s, &mut i, b'/', true)?;
+    i += 1;
+    let total = num(s, &mut i, b'\r', true)?;
+    // the relations of RFC 4975 §7.1.1, as ByteRange::new checks them
+    let ok = start >= 1
+        && end.is_none_or(|e| e >= start - 1)
+        && total.is_none_or(|t| end.unwrap_or(start - 1) <= t);
+    ok.then_some(i)
+}
+
 /// Digits from `i` (or `*` when `star`): the number (`None` for `*`) and where it stops.
 #[inline]
 fn fast_num(s: &[u8], mut i: usize, star: bool) -> Option<(Option<u64>, usize)> {
