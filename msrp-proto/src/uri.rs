@@ -384,12 +384,15 @@ const ALNUM: u8 = 8;
 /// together per step, then byte by byte.
 #[inline]
 fn class_run(b: &[u8], mut i: usize, class: u8) -> usize {
-    while let Some(w) = b.get(i..i + 8) {
-        let all = w.iter().fold(class, |a, &c| a & URI_CLASS[c as usize]);
-        if all == 0 {
+    while let Some(w) = b.get(i..i + 4) {
+        let all = URI_CLASS[w[0] as usize]
+            & URI_CLASS[w[1] as usize]
+            & URI_CLASS[w[2] as usize]
+            & URI_CLASS[w[3] as usize];
+        if all & class == 0 {
             break;
         }
-        i += 8;
+        i += 4;
     }
     while i < b.len() && URI_CLASS[b[i] as usize] & class != 0 {
         i += 1;
