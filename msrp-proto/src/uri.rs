@@ -304,6 +304,7 @@ pub(crate) fn is_common_form(b: &[u8]) -> bool {
 /// Length of the common-form URI at the start of `b`, which must end there, at a space (as
 /// in a path header) or at a CR (the end of a header line, for the message parser's
 /// whole-head fast path); `None` if it is not in the common form. One pass, no search.
+#[inline]
 pub(crate) fn common_form_len(b: &[u8]) -> Option<usize> {
     const CASE: u64 = 0x2020_2020_2020_2020;
     if b.len() < 8 {

@@ -84,7 +84,7 @@ pub(crate) struct HeadChecker {
 
 impl HeadChecker {
     /// Order and duplicate rules for the next header.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn add(&mut self, kind: HeaderKind) -> Result<(), MessageError> {
         // Duplicates first, so "To-Path, To-Path" reports the duplicate (RFC 4975 §9 has
         // exactly one To-Path and one From-Path).

@@ -531,10 +531,21 @@ static IDENT: [bool; 256] = {
     t
 };
 
-/// [`is_ident_char`] by table.
+/// The end of the run of bytes in `table` from `i` (up to `lim` at most). Byte by byte:
+/// the runs are short (ids, media types).
+#[inline(always)]
+fn run(table: &[bool; 256], b: &[u8], mut i: usize, lim: usize) -> usize {
+    let b = &b[..lim.min(b.len())];
+    while i < b.len() && table[b[i] as usize] {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the run of `ident-char`s at `i`, looking at most up to `lim`.
 #[inline]
-pub(crate) fn is_ident_byte(c: u8) -> bool {
-    IDENT[c as usize]
+pub(crate) fn ident_run(b: &[u8], i: usize, lim: usize) -> usize {
+    run(&IDENT, b, i, lim)
 }
 
 const fn token_table() -> [bool; 256] {
@@ -659,17 +670,11 @@ fn parse_status(v: &[u8]) -> Option<(u16, u16, Option<usize>)> {
 /// (two tokens, no parameters) at `vs`, followed by CR; the CR's index. `check_content_type`
 /// accepts every such value; anything else goes to the general path.
 pub(crate) fn plain_media_type_end(buf: &[u8], vs: usize) -> Option<usize> {
-    let run = |mut i: usize| {
-        while i < buf.len() && is_token_byte(buf[i]) {
-            i += 1;
-        }
-        i
-    };
-    let t = run(vs);
+    let t = run(&TOKEN, buf, vs, usize::MAX);
     if t == vs || buf.get(t) != Some(&b'/') {
         return None;
     }
-    let e = run(t + 1);
+    let e = run(&TOKEN, buf, t + 1, usize::MAX);
     (e > t + 1 && buf.get(e) == Some(&b'\r')).then_some(e)
 }
 

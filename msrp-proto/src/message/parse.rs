@@ -446,11 +446,7 @@ impl Parser {
         if buf.len() < 16 || word(buf, 0) & 0xff_ffff_ffff != u64::from_le_bytes(*b"MSRP \0\0\0") {
             return None;
         }
-        let lim = buf.len().min(5 + 33);
-        let mut i = 5;
-        while i < lim && header::is_ident_byte(buf[i]) {
-            i += 1;
-        }
+        let i = header::ident_run(buf, 5, 5 + 33);
         let tid = &buf[5..i];
         // ident = ALPHANUM 3*31ident-char
         if tid.len() < 4
@@ -972,11 +968,7 @@ fn path_end(buf: &[u8], mut pos: usize, max: usize) -> Option<usize> {
 
 /// Fast path: a Message-ID (RFC 4975 §9 `ident`) at `vs` followed by CR; the CR's index.
 fn ident_end(buf: &[u8], vs: usize) -> Option<usize> {
-    let lim = buf.len().min(vs + 33);
-    let mut i = vs;
-    while i < lim && header::is_ident_byte(buf[i]) {
-        i += 1;
-    }
+    let i = header::ident_run(buf, vs, vs + 33);
     let ok = (4..=32).contains(&(i - vs))
         && buf[vs].is_ascii_alphanumeric()
         && buf.get(i) == Some(&b'\r');

@@ -37,22 +37,14 @@ pub fn write_end_line(
     out: &mut Vec<u8>,
 ) {
     let tid = tid.as_ref();
-    // One copy: "\r\n-------", the id (at most 32 bytes), flag, CRLF.
-    let mut line = [0u8; 9 + 32 + 3];
-    line[..9].copy_from_slice(b"\r\n-------");
-    let from = if after_body { 0 } else { 2 };
-    let n = tid.len().min(32);
-    line[9..9 + n].copy_from_slice(&tid[..n]);
-    line[9 + n] = flag.as_byte();
-    line[10 + n..12 + n].copy_from_slice(b"\r\n");
-    out.extend_from_slice(&line[from..12 + n]);
-    if tid.len() > 32 {
-        // Not a valid transaction id (RFC 4975 §9 allows 32 bytes), written as given.
-        out.truncate(out.len() - 3 - n);
-        out.extend_from_slice(tid);
-        out.push(flag.as_byte());
-        out.extend_from_slice(b"\r\n");
+    out.reserve(12 + tid.len());
+    if after_body {
+        out.extend_from_slice(b"\r\n-------");
+    } else {
+        out.extend_from_slice(b"-------");
     }
+    out.extend_from_slice(tid);
+    out.extend_from_slice(&[flag.as_byte(), b'\r', b'\n']);
 }
 
 /// True when `body`, sent with transaction id `tid`, would be read differently by a
