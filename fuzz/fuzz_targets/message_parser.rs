@@ -1,10 +1,51 @@
 //! The message parser on arbitrary bytes: never panics; whatever parses is written back
 //! byte for byte by the writer (the parser keeps the wire text, and the writer must accept
-//! everything the parser does).
+//! everything the parser does); the whole-head fast path and the general path give the same
+//! result.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use msrp_proto::message::{body_contains_end_line, parse_messages, Limits};
+use msrp_proto::message::{
+    body_contains_end_line, parse_messages, Continuation, Event, Limits, Message, ParseError,
+    Parser,
+};
+
+/// `parse_messages` with the whole-head fast path off.
+fn parse_general(input: &[u8], limits: Limits) -> Result<Vec<Message>, ParseError> {
+    let mut p = Parser::new(limits);
+    p.set_fast_head(false);
+    let mut out = Vec::new();
+    let mut cur: Option<Message> = None;
+    let mut pos = 0;
+    loop {
+        let (n, ev) = p.parse(&input[pos..])?;
+        pos += n;
+        match ev {
+            None => break,
+            Some(Event::Head { head, body }) => {
+                cur = Some(Message {
+                    head,
+                    body: body.then(Vec::new),
+                    continuation: Continuation::Complete,
+                })
+            }
+            Some(Event::Body(b)) => cur
+                .as_mut()
+                .unwrap()
+                .body
+                .as_mut()
+                .unwrap()
+                .extend_from_slice(b),
+            Some(Event::End(f)) => {
+                let mut m = cur.take().unwrap();
+                m.continuation = f;
+                out.push(m);
+            }
+        }
+    }
+    p.finish(&input[pos..])?;
+    Ok(out)
+}
 
 fuzz_target!(|data: &[u8]| {
     // The first byte picks tight or default limits, so the limit paths get exercised too.
@@ -22,19 +63,31 @@ fuzz_target!(|data: &[u8]| {
         Some((_, rest)) => (Limits::default(), rest),
         None => return,
     };
-    match parse_messages(input, limits) {
+    let result = parse_messages(input, limits);
+    // The parser's whole-head fast path must agree with its general path: same messages, or
+    // the same error at the same offset.
+    assert_eq!(
+        result,
+        parse_general(input, limits),
+        "fast and general head paths differ"
+    );
+    match result {
         Ok(msgs) => {
             let mut out = Vec::with_capacity(input.len());
             for m in &msgs {
                 if let Some(b) = &m.body {
                     assert!(!body_contains_end_line(b, m.head.transaction_id()));
                 }
-                m.encode_into(&mut out).expect("a parsed message must encode");
+                m.encode_into(&mut out)
+                    .expect("a parsed message must encode");
             }
             assert_eq!(out, input, "writer output differs from parsed input");
         }
         Err(e) => {
-            assert!(e.offset() <= input.len() as u64, "error offset beyond input: {e}");
+            assert!(
+                e.offset() <= input.len() as u64,
+                "error offset beyond input: {e}"
+            );
             let _ = e.status_code();
         }
     }
