@@ -102,6 +102,9 @@ pub struct Connection {
     pub(crate) current: Current,
     /// Close once the control buffer is drained.
     pub(crate) closing: Option<String>,
+    /// A closing connection whose control buffer is not drained by then (the peer does not
+    /// read) is dropped anyway.
+    pub(crate) close_deadline: Option<Instant>,
     /// The peer's IP address, for an accepted connection counted against
     /// [`EndpointConfig::max_connections_per_address`](crate::endpoint::EndpointConfig::max_connections_per_address).
     pub(crate) peer_ip: Option<std::net::IpAddr>,
@@ -120,6 +123,7 @@ impl Connection {
             bind_deadline: None,
             current: Current::Idle,
             closing: None,
+            close_deadline: None,
             peer_ip: None,
         }
     }

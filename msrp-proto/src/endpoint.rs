@@ -58,6 +58,19 @@ use crate::session::{
 };
 use crate::uri::MsrpUri;
 
+/// How long a connection we close may take to write its pending responses before it is
+/// dropped anyway (a peer that does not read cannot keep it open).
+pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// Unread responses at which the core closes a connection itself: twice
+/// [`EndpointConfig::max_pending_output`] plus 256 KiB (room for the responses to the few
+/// blocks a driver may have read before it paused).
+pub fn hard_output_limit(max_pending_output: usize) -> usize {
+    max_pending_output
+        .saturating_mul(2)
+        .saturating_add(256 * 1024)
+}
+
 /// Identifies a session of an [`Endpoint`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionHandle(pub u64);
@@ -150,8 +163,8 @@ pub struct EndpointConfig {
     /// refused by [`Endpoint::handle_accepted_from`] (the driver closes them unread).
     pub max_connections_per_address: usize,
     /// Bytes of responses queued for one connection (the peer is not reading them) above
-    /// which [`Endpoint::wants_input`] says to stop reading from it (default 1 MiB); at twice
-    /// this the connection is closed, for drivers that keep reading.
+    /// which [`Endpoint::wants_input`] says to stop reading from it (default 1 MiB); at
+    /// [`hard_output_limit`] the connection is closed, for drivers that keep reading.
     pub max_pending_output: usize,
 }
 
@@ -370,6 +383,8 @@ pub struct Endpoint {
     /// Relay clients, by the connection to their first relay (RFC 4976 §5.1), with whether
     /// their first round has started.
     relays: HashMap<ConnectionHandle, (RelayClient, bool)>,
+    /// The latest time given as an input.
+    now: Option<Instant>,
 }
 
 impl fmt::Debug for Endpoint {
@@ -396,6 +411,7 @@ impl Endpoint {
             tx_rr: 0,
             input_owner: None,
             relays: HashMap::new(),
+            now: None,
         }
     }
 
@@ -908,6 +924,7 @@ impl Endpoint {
 
     /// Bytes arrived on a connection.
     pub fn handle_input(&mut self, c: ConnectionHandle, data: &[u8], now: Instant) {
+        self.now = Some(self.now.map_or(now, |t| t.max(now)));
         let Some(conn) = self.conns.get_mut(&c) else {
             return;
         };
@@ -972,7 +989,7 @@ impl Endpoint {
         if let Some(conn) = self.conns.get_mut(&c) {
             conn.parser = Some(parser);
             conn.inbuf = inbuf;
-            if conn.control.len() > self.config.max_pending_output.saturating_mul(2) {
+            if conn.control.len() > hard_output_limit(self.config.max_pending_output) {
                 // The driver kept reading although wants_input said no: the memory bound
                 // holds anyway.
                 let reason = format!(
@@ -1064,6 +1081,7 @@ impl Endpoint {
 
     /// Time passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = Some(self.now.map_or(now, |t| t.max(now)));
         let relay_conns: Vec<ConnectionHandle> = self.relays.keys().copied().collect();
         for c in relay_conns {
             if let Some((client, _)) = self.relays.get_mut(&c) {
@@ -1098,7 +1116,19 @@ impl Endpoint {
             let Some(conn) = self.conns.get(&c) else {
                 continue;
             };
-            if conn.bind_deadline.is_some_and(|d| d <= now) && conn.sessions.is_empty() {
+            if conn.close_deadline.is_some_and(|d| d <= now) {
+                let why = format!(
+                    "{} (its pending responses were not read within {} s)",
+                    conn.closing.clone().unwrap_or_default(),
+                    CLOSE_GRACE.as_secs()
+                );
+                self.finish_close(c, &why);
+                continue;
+            }
+            if conn.bind_deadline.is_some_and(|d| d <= now)
+                && conn.sessions.is_empty()
+                && conn.closing.is_none()
+            {
                 let why = format!(
                     "no session bound within {} s",
                     self.config.bind_timeout.as_secs()
@@ -1123,10 +1153,12 @@ impl Endpoint {
                 ]
             })
             .flatten();
-        let c = self
-            .conns
-            .values()
-            .filter_map(|c| c.bind_deadline.filter(|_| c.sessions.is_empty()));
+        let c = self.conns.values().filter_map(|c| {
+            let bind = c
+                .bind_deadline
+                .filter(|_| c.sessions.is_empty() && c.closing.is_none());
+            [bind, c.close_deadline].into_iter().flatten().min()
+        });
         let r = self
             .relays
             .values()
@@ -1641,6 +1673,7 @@ impl Endpoint {
         };
         if conn.state == ConnectionState::Open && !conn.control.is_empty() {
             conn.closing = Some(reason.to_string());
+            conn.close_deadline = self.now.map(|t| t + CLOSE_GRACE);
             return;
         }
         self.finish_close(c, reason);

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use msrp_proto::endpoint::{
-    Endpoint, EndpointConfig, Event, SessionHandle, SessionRole, SessionState,
+    hard_output_limit, Endpoint, EndpointConfig, Event, SessionHandle, SessionRole, SessionState,
 };
 use msrp_proto::message::{Limits, StatusCode};
 use msrp_proto::session::{SessionConfig, SessionEvent};
@@ -105,14 +105,14 @@ fn peer_that_does_not_read_responses_is_not_read_then_closed() {
     assert!(!ep.wants_input(c), "still wants input after {n} requests");
     let held = ep.buffered_bytes();
     assert!(held > 8 * 1024 && held < 9 * 1024, "{held} bytes held");
-    // A driver that keeps reading anyway: the connection is closed at twice the limit.
+    // A driver that keeps reading anyway: the connection is closed at the hard limit.
     for i in 0..10_000 {
         if ep.connection(c).is_none() {
             break;
         }
         let tid = format!("more{i:05}");
         ep.handle_input(c, &send(&tid, &b_uri(), &a_uri(), Some("x"), '$'), now);
-        assert!(ep.buffered_bytes() <= 2 * 8 * 1024 + 1024);
+        assert!(ep.buffered_bytes() <= hard_output_limit(8 * 1024) + 1024);
     }
     assert!(ep.connection(c).is_none(), "connection still open");
     let ev = events(&mut ep);
@@ -223,4 +223,42 @@ fn unbound_connection_is_closed_after_the_bind_timeout_even_while_trickling() {
         if reason.contains("no session bound within 2 s"))));
     // The session still waits for its rightful peer.
     assert_eq!(ep.session_state(s), Some(SessionState::Waiting));
+}
+
+#[test]
+fn closing_a_connection_whose_peer_does_not_read_ends_after_the_grace_without_busy_looping() {
+    // Regression: the bind timeout closed gracefully (responses first); with a peer that does
+    // not read, the responses never left, the connection stayed forever and poll_timeout
+    // kept returning the past bind deadline (the driver spun).
+    let now = Instant::now();
+    let cfg = EndpointConfig {
+        bind_timeout: Duration::from_secs(2),
+        connect_timeout: Duration::from_secs(600),
+        ..EndpointConfig::default()
+    };
+    let (mut ep, _s) = passive(cfg, now);
+    let c = ep.handle_accepted_from(ip("192.0.2.9"), now).unwrap();
+    let foreign = "msrp://192.0.2.2:2856/notasession;tcp";
+    ep.handle_input(c, &send("tid00001", foreign, &a_uri(), None, '$'), now);
+    assert!(ep.connection(c).unwrap().pending_control() > 0);
+    // The driver cannot write (poll_transmit not called) and time passes.
+    let mut t = now;
+    let mut wakeups = 0;
+    while ep.connection(c).is_some() && wakeups < 100 {
+        let d = ep
+            .poll_timeout()
+            .expect("a deadline while the connection lives");
+        assert!(d > t || wakeups == 0, "deadline in the past: busy loop");
+        t = d.max(t);
+        ep.handle_timeout(t);
+        wakeups += 1;
+    }
+    assert!(ep.connection(c).is_none());
+    assert!(wakeups <= 3, "{wakeups} wake-ups");
+    assert!(t - now <= Duration::from_secs(2) + msrp_proto::endpoint::CLOSE_GRACE);
+    let ev = events(&mut ep);
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::CloseConnection { reason, .. }
+        if reason.contains("not read within"))));
 }

@@ -65,11 +65,16 @@ const READ_BLOCK: usize = 64 * 1024;
 /// ([`SessionConfig::chunk_size`]) within these.
 const MIN_STREAM_BLOCK: usize = 4 * 1024;
 const MAX_STREAM_BLOCK: usize = 4 * 1024 * 1024;
+/// Blocks read from one connection and not yet processed by the core.
+const INPUT_BLOCKS: usize = 2;
 /// Notices buffered per session channel.
 const NOTICE_QUEUE: usize = 64;
 /// Body bytes of notices waiting for room (beyond the channels) above which the driver stops
 /// reading from the network.
 const STASH_BYTES: usize = 4 * 1024 * 1024;
+/// How long a connection we closed is still read (and its input dropped) after our last
+/// bytes went out, so that unread input does not turn the close into a reset.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 /// Notices waiting for room above which the driver stops reading from the network.
 const STASH_COUNT: usize = 4096;
 
@@ -865,8 +870,13 @@ struct ConnIo {
     writer: mpsc::UnboundedSender<TransmitParts>,
     inflight: usize,
     reader: JoinHandle<()>,
+    /// The writer task: it writes what it was given, then shuts the connection down.
+    writer_task: JoinHandle<()>,
     /// Whether the reader may read (the core's [`Core::wants_input`]).
     readable: watch::Sender<bool>,
+    /// Blocks the reader may have read and not yet seen processed ([`INPUT_BLOCKS`]), so
+    /// that a pause takes effect within that many blocks.
+    input_permits: Arc<tokio::sync::Semaphore>,
 }
 
 struct SessInfo {
@@ -1094,8 +1104,35 @@ impl Driver {
             Event::CloseConnection { connection, reason } => {
                 tracing::debug!(%connection, %reason, "closing connection");
                 if let Some(io) = self.conns.remove(&connection) {
-                    // Dropping the writer's sender lets it write what it has, then shut down.
-                    io.reader.abort();
+                    // Dropping the writer's sender lets it write what it has (a last
+                    // response, say 413), then shut its side down; nothing is read
+                    // meanwhile. A peer that does not read gets CLOSE_GRACE for that, then
+                    // the socket is dropped. After our FIN the reader reads for LINGER more
+                    // (the core drops what it reads): closing with unread input would reset
+                    // the connection and could lose that last response.
+                    let ConnIo {
+                        writer_task,
+                        reader,
+                        readable,
+                        input_permits,
+                        ..
+                    } = io;
+                    readable.send_replace(false);
+                    let stop = writer_task.abort_handle();
+                    tokio::spawn(async move {
+                        let grace = msrp_proto::endpoint::CLOSE_GRACE;
+                        if tokio::time::timeout(grace, writer_task).await.is_err() {
+                            stop.abort();
+                            tracing::debug!(%connection, "peer did not read; connection dropped");
+                        } else {
+                            // Read and drop, without waiting for the core.
+                            input_permits.add_permits(1 << 16);
+                            readable.send_replace(true);
+                            tokio::time::sleep(LINGER).await;
+                        }
+                        drop(readable);
+                        reader.abort();
+                    });
                 }
             }
             Event::SessionConnected { session, .. } => {
@@ -1354,8 +1391,14 @@ impl Driver {
         let (mut rd, mut wr) = tokio::io::split(io);
         let tx = self.in_tx.clone();
         let (readable, mut can_read) = watch::channel(true);
+        let input_permits = Arc::new(tokio::sync::Semaphore::new(INPUT_BLOCKS));
+        let permits = input_permits.clone();
         let reader = tokio::spawn(async move {
             loop {
+                match permits.acquire().await {
+                    Ok(p) => p.forget(),
+                    Err(_) => return,
+                }
                 if can_read.wait_for(|r| *r).await.is_err() {
                     return;
                 }
@@ -1378,7 +1421,7 @@ impl Driver {
         let tx = self.in_tx.clone();
         let wrote = self.wrote_tx.clone();
         let pool = self.pool.clone();
-        tokio::spawn(async move {
+        let writer_task = tokio::spawn(async move {
             loop {
                 // Flush whenever the queue runs dry: a TLS stream may accept bytes while its
                 // records still wait in the TLS buffer (tokio-rustls returns `Ok(n)` when the
@@ -1418,7 +1461,9 @@ impl Driver {
                 writer: wtx,
                 inflight: 0,
                 reader,
+                writer_task,
                 readable,
+                input_permits,
             },
         );
     }
@@ -1446,7 +1491,10 @@ impl Driver {
                     d.shrink_to_fit();
                 }
                 self.core
-                    .handle_input_bytes(c, bytes::Bytes::from(d), Instant::now())
+                    .handle_input_bytes(c, bytes::Bytes::from(d), Instant::now());
+                if let Some(io) = self.conns.get(&c) {
+                    io.input_permits.add_permits(1);
+                }
             }
             Input::Closed(c, reason) => {
                 if let Some(io) = self.conns.remove(&c) {
