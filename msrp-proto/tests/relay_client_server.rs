@@ -162,6 +162,28 @@ fn short_expires_gets_423_then_min_expires() {
     );
 }
 
+/// RFC 4976 §6.3: a requested Expires above the relay's maximum gets 423 with Max-Expires
+/// (not a shorter grant); the client retries once with that value and gets it.
+#[test]
+fn long_expires_gets_423_then_max_expires() {
+    let mut w = Wire::new(relay(|cfg| cfg.max_expires = 900));
+    let mut c = client("alice-pw", Some(7200));
+    c.start(w.t0);
+    let ev = w.drive(&mut c, Duration::ZERO);
+    assert!(
+        matches!(
+            ev.as_slice(),
+            [RelayEvent::Authenticated {
+                expires: Some(900),
+                ..
+            }]
+        ),
+        "{ev:?}"
+    );
+    // The refresh is planned from the granted lifetime.
+    assert_eq!(c.poll_timeout(), Some(w.t0 + Duration::from_secs(675)));
+}
+
 #[test]
 fn wrong_password_is_forbidden() {
     let mut w = Wire::new(relay(|_| {}));
