@@ -36,9 +36,36 @@ fn check_paths(x: &relayed::Exchange, relay_prefix: &str) {
     }
 }
 
+/// The source `ip:port` of the client whose AUTH carried `local_uri` in From-Path, and the
+/// sources of every SEND frame in order, from Kamailio's per-frame debug log (`WITH_DEBUG`:
+/// `MSRP [METHOD] from IP:PORT ... fpath=[...]`).
+fn auth_source_and_sends(log: &str, local_uri: &str) -> (String, Vec<String>) {
+    let from = |l: &str| {
+        l.split(" from ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or("")
+            .to_string()
+    };
+    let auth = log
+        .lines()
+        .find(|l| l.contains("MSRP [AUTH]") && l.contains(&format!("fpath=[{local_uri}]")))
+        .map(from)
+        .unwrap_or_else(|| panic!("no AUTH from {local_uri} in:\n{log}"));
+    let sends = log
+        .lines()
+        .filter(|l| l.contains("MSRP [SEND]"))
+        .map(from)
+        .collect();
+    (auth, sends)
+}
+
 #[test]
 fn two_cli_endpoints_through_kamailio_over_tcp() {
-    let Some(k) = Kamailio::start(Options::default()) else {
+    let Some(k) = Kamailio::start(Options {
+        debug: true,
+        ..Options::default()
+    }) else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -51,6 +78,27 @@ fn two_cli_endpoints_through_kamailio_over_tcp() {
     );
     check_paths(&x, &format!("msrp://{}/", k.tcp));
     assert!(x.offer_sdp.contains("TCP/MSRP"), "{}", x.offer_sdp);
+    // RFC 6135 §4.5 through Kamailio: the answerer (behind the relay, so it answers the
+    // actpass offer with passive) connected to Kamailio too, but the first SEND Kamailio saw
+    // came from the offerer's connection, and the answerer's connection sent SENDs only later
+    // (its text and file).
+    let local_uri = |ev: &[serde_json::Value]| {
+        pair::of_kind(ev, "negotiated")[0]["local_uri"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(x.answer_sdp.contains("a=setup:passive"), "{}", x.answer_sdp);
+    let log = k.log();
+    let (offerer, sends) = auth_source_and_sends(&log, &local_uri(&x.offerer.events));
+    let (answerer, _) = auth_source_and_sends(&log, &local_uri(&x.answerer.events));
+    assert_ne!(offerer, answerer);
+    assert_eq!(sends.first(), Some(&offerer), "{log}");
+    let first_of_answerer = sends.iter().position(|s| *s == answerer);
+    assert!(
+        first_of_answerer.is_some_and(|i| i > 0),
+        "the answerer's own SENDs: {sends:?}"
+    );
 }
 
 #[test]
