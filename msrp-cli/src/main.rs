@@ -14,6 +14,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 
 mod demo;
+mod load;
 mod nat_check;
 mod parse;
 mod relay;
@@ -28,11 +29,13 @@ Examples:
   msrp offer --local-sdp offer.sdp --remote-sdp answer.sdp                 # terminal 1
   msrp answer --remote-sdp offer.sdp --local-sdp answer.sdp --send hello   # terminal 2
   msrp relay --listen 127.0.0.1:2855 --realm example.com --users users.txt
+  msrp load --sessions 4 --count 10000 --size 1024
   msrp nat-check --stun 127.0.0.1:3478
   msrp sdp offer --reachability behind-nat
 
 Exit status: 0 success; 1 failure (stderr says what went wrong and what to do); 2 usage
-error; offer/answer also 3 (a wait timed out) and 4 (the session failed).
+error; offer/answer also 3 (a wait timed out) and 4 (the session failed); load 4 (messages
+lost, duplicated or refused).
 
 Logging: -v info, -vv debug, -vvv trace, on stderr; RUST_LOG (e.g. RUST_LOG=msrp=debug)
 overrides. Shell completions: msrp completions <SHELL>; man pages: msrp man --out-dir DIR.";
@@ -82,6 +85,22 @@ Examples:
 
 Stops cleanly on SIGTERM or Ctrl-C (exit 0). Exit status 1: bad configuration or a
 listener that cannot be opened (the message names it).";
+
+const LOAD_HELP: &str = "\
+Examples:
+  msrp load --sessions 4 --count 10000                   direct, in this process, 1 KiB
+  msrp load --size 1048576 --chunk-size 8192 --count 50  1 MiB messages in 8 KiB chunks
+  msrp load --relay 'msrp://127.0.0.1:2855;tcp' --relay-user alice --relay-password secret \\
+            --sessions 8 --rate 2000 --duration 30 --progress 1 --json
+  msrp load --idle 10000 --relay 'msrp://127.0.0.1:2855;tcp' --relay-credentials cred.txt
+
+Addresses: only loopback (127.0.0.0/8, ::1, localhost) and the documentation ranges used in
+test network namespaces (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32),
+unless --allow-non-loopback.
+
+Exit status: 0 every message arrived once and intact; 1 setup failure (bad flags, relay
+unreachable, AUTH refused); 4 messages lost, duplicated, corrupt or refused (or, with
+--idle, an AUTH failed or the relay closed a held connection).";
 
 const NAT_HELP: &str = "\
 Examples:
@@ -151,6 +170,15 @@ enum Command {
     /// users-file lines (HA1 hashes). See docs/relay.md.
     #[command(after_help = RELAY_HELP)]
     Relay(Box<relay::RelayArgs>),
+    /// Load generator: N sessions directly or through relays; messages/s, MB/s, latency.
+    ///
+    /// Each session is a sender and a receiver endpoint in this process (through --relay
+    /// both authenticate first). Messages carry a sequence number; the receiver counts lost
+    /// and duplicated ones. Prints messages/s, MB/s and latency percentiles (send to 200 OK,
+    /// send to complete message at the receiver). `--idle N` holds N authenticated relay
+    /// connections instead. See docs/cli.md.
+    #[command(after_help = LOAD_HELP)]
+    Load(Box<load::LoadArgs>),
     /// Detect a NAT with STUN and say which a=setup to offer.
     ///
     /// Runs the RFC 5780 mapping and filtering tests against --stun and prints the mapped
@@ -263,6 +291,7 @@ fn main() {
         Command::Offer(args) => session::run(msrp_proto::sdp::Side::Offerer, *args, cli.verbose),
         Command::Answer(args) => session::run(msrp_proto::sdp::Side::Answerer, *args, cli.verbose),
         Command::Relay(args) => relay::run(*args),
+        Command::Load(args) => load::run(*args),
     };
     if let Err(e) = result {
         // `msrp man | head`: a closed pipe is not worth an error.
