@@ -5,8 +5,11 @@
 //! sender offers, the receiver answers (SDP offer/answer, RFC 6135), and with `--relay` both
 //! authenticate to the relays first (RFC 4976 §5.1) so every message crosses them. The sender
 //! sends `--size`-byte messages (cut into `--chunk-size` chunks, RFC 4975 §7.1) at `--rate`
-//! messages per second in total (0: as fast as the `--window` of unacknowledged messages per
-//! session allows), for `--count` messages in total or for `--duration` seconds.
+//! messages per second in total (0: as fast as the `--window` allows: messages sent and not
+//! yet received complete, per session), for `--count` messages in total or for `--duration`
+//! seconds. The window is end to end on purpose: relays acknowledge hop by hop (RFC 4976
+//! §6.4), so a window of unacknowledged messages would let a relay that answers `200` before
+//! forwarding queue without bound.
 //!
 //! Every body starts with a 24-byte header (magic `MLD1`, session index, sequence number, send
 //! time in nanoseconds since the start of the run, little endian); the rest is filler. The
@@ -76,7 +79,8 @@ pub struct LoadArgs {
     /// Largest chunk body in octets (keep it under 11 KiB through Kamailio).
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     chunk_size: usize,
-    /// Messages sent and not yet acknowledged, per session, before the sender waits.
+    /// Messages in flight per session (sent and not yet received complete, or failed)
+    /// before the sender waits.
     #[arg(long, value_name = "N", default_value_t = 16)]
     window: usize,
     /// Local IP address of the endpoints (port chosen by the system).
@@ -560,6 +564,10 @@ struct SendJob {
     deadline: Option<Instant>,
     interval: Option<Duration>,
     window: usize,
+    /// Permits for messages in flight; the receiver gives one back per message.
+    permits: Arc<tokio::sync::Semaphore>,
+    /// Longest wait for a permit before the sender gives up.
+    stall: Duration,
     template: Arc<Vec<u8>>,
     t0: Instant,
 }
@@ -576,6 +584,8 @@ async fn send_loop(job: SendJob, sender: SessionSender, stats: Arc<Stats>) {
         Some(Ok((Err(f), _))) => {
             bump(&stats.failed);
             stats.note_error(f.to_string());
+            // A failed message will not arrive: its place in the window is free.
+            job.permits.add_permits(1);
         }
         Some(Err(e)) => {
             bump(&stats.failed);
@@ -593,9 +603,27 @@ async fn send_loop(job: SendJob, sender: SessionSender, stats: Arc<Stats>) {
             tokio::time::sleep_until(next).await;
             next += iv;
         }
-        while inflight.len() >= job.window {
+        // Outcomes lag behind deliveries through relays; keep their tasks bounded too.
+        while inflight.len() >= 4 * job.window {
             record(inflight.join_next().await);
         }
+        while let Some(r) = inflight.try_join_next() {
+            record(Some(r));
+        }
+        let permit = tokio::select! {
+            p = job.permits.acquire() => p.ok(),
+            _ = tokio::time::sleep(job.stall) => None,
+        };
+        let Some(permit) = permit else {
+            stats.note_error(format!(
+                "session {}: nothing delivered for {} s with {} messages in flight",
+                job.index,
+                job.stall.as_secs(),
+                job.window
+            ));
+            break;
+        };
+        permit.forget();
         if job.deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
@@ -633,6 +661,7 @@ async fn receive_loop(
     size: u64,
     t0: Instant,
     stats: Arc<Stats>,
+    permits: Arc<tokio::sync::Semaphore>,
 ) {
     let mut heads: HashMap<String, Vec<u8>> = HashMap::new();
     let mut seen = Seen::default();
@@ -663,6 +692,7 @@ async fn receive_loop(
                 match read_header(&h) {
                     Some((s, seq, sent_ns)) if s == index && got == size => {
                         if seen.insert(seq) {
+                            permits.add_permits(1);
                             bump(&stats.received);
                             stats.bytes_received.fetch_add(got, Ordering::Relaxed);
                             stats.last_rx_ns.fetch_max(now, Ordering::Relaxed);
@@ -769,7 +799,10 @@ async fn run_load(p: Plan, listen: IpAddr, rate: f64) -> anyhow::Result<()> {
             let n = p.sessions as u64;
             c / n + u64::from((i as u64) < c % n)
         });
+        let permits = Arc::new(tokio::sync::Semaphore::new(p.window));
         let job = SendJob {
+            permits: permits.clone(),
+            stall: p.drain.max(Duration::from_secs(1)),
             index: i as u32,
             quota,
             deadline,
@@ -785,6 +818,7 @@ async fn run_load(p: Plan, listen: IpAddr, rate: f64) -> anyhow::Result<()> {
             p.size as u64,
             t0,
             stats.clone(),
+            permits,
         ));
         keep.push((pair.sender, pair._endpoints, pair.sender_notices));
     }
