@@ -41,6 +41,8 @@ use crate::tls::{accept_tls, connect_tls};
 
 /// Largest read from a socket, and largest write handed to a writer task.
 const IO_CHUNK: usize = 16 * 1024;
+/// Read buffer of a new connection; it grows to [`IO_CHUNK`] at the first read that fills it.
+const FIRST_READ: usize = 2 * 1024;
 /// Time allowed for a TLS handshake or an outbound TCP connect.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time given to writers to flush at shutdown.
@@ -363,7 +365,9 @@ impl Driver {
         let (wtx, mut wrx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
         let tx = self.tx.clone();
         let reader = tokio::spawn(async move {
-            let mut buf = vec![0u8; IO_CHUNK];
+            // Small until a read fills it: an idle client (authenticated, no traffic) then
+            // costs a few KiB, not IO_CHUNK (docs/performance.md, idle sessions).
+            let mut buf = vec![0u8; FIRST_READ];
             loop {
                 while !*can_read.borrow_and_update() {
                     if can_read.changed().await.is_err() {
@@ -378,6 +382,9 @@ impl Driver {
                     Ok(n) => {
                         if tx.send(Ev::Data(id, buf[..n].to_vec())).await.is_err() {
                             return;
+                        }
+                        if n == buf.len() && buf.len() < IO_CHUNK {
+                            buf = vec![0u8; IO_CHUNK];
                         }
                     }
                     Err(e) => {
