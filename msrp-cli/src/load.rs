@@ -37,6 +37,7 @@ use msrp::proto::message::{Event as ParseEvent, Limits, Parser};
 use msrp::proto::relay::client::{RelayClient, RelayClientConfig, RelayEvent, RelaySpec};
 use msrp::proto::relay::digest::Credentials;
 use msrp::proto::sdp::{SdpAnswer, SdpOffer};
+use msrp::proto::session::SessionConfig;
 use msrp::proto::uri::{Host, MsrpUri, Scheme};
 use msrp::{MsrpEndpoint, MsrpSession, Options, Reports, SessionNotice, SessionSender};
 use rand::{RngCore, SeedableRng};
@@ -76,9 +77,11 @@ pub struct LoadArgs {
     /// Body size of each message in octets (at least 24: the sequence header).
     #[arg(long, value_name = "BYTES", default_value_t = 1024)]
     size: usize,
-    /// Largest chunk body in octets (keep it under 11 KiB through Kamailio).
-    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
-    chunk_size: usize,
+    /// Largest chunk body in octets, direct and through relays alike (default: the
+    /// session defaults, 1 MiB direct and 8 KiB through relays; keep it under 11 KiB through
+    /// Kamailio).
+    #[arg(long, value_name = "BYTES")]
+    chunk_size: Option<usize>,
     /// Messages in flight per session (sent and not yet received complete, or failed)
     /// before the sender waits.
     #[arg(long, value_name = "N", default_value_t = 16)]
@@ -217,7 +220,8 @@ struct Plan {
     /// Interval between two messages of one session.
     interval: Option<Duration>,
     size: usize,
-    chunk_size: usize,
+    /// The session settings (chunk sizes).
+    session: SessionConfig,
     window: usize,
     relays: Vec<RelaySpec>,
     timeout: Duration,
@@ -251,7 +255,7 @@ fn plan(a: &LoadArgs) -> anyhow::Result<Plan> {
     if a.size > 1 << 30 {
         bail!("--size must be at most 1 GiB");
     }
-    if a.chunk_size == 0 || a.chunk_size > 64 * 1024 * 1024 {
+    if a.chunk_size.is_some_and(|c| c == 0 || c > 64 * 1024 * 1024) {
         bail!("--chunk-size must be between 1 and 67108864");
     }
     if a.window == 0 || a.window > 4096 {
@@ -277,6 +281,11 @@ fn plan(a: &LoadArgs) -> anyhow::Result<Plan> {
             bail!("--count {c} is smaller than --sessions {}", a.sessions);
         }
     }
+    let mut session = SessionConfig::default();
+    if let Some(c) = a.chunk_size {
+        session.max_chunk_size = c;
+        session.relay_chunk_size = c;
+    }
     let interval = (a.rate > 0.0).then(|| Duration::from_secs_f64(a.sessions as f64 / a.rate));
     Ok(Plan {
         sessions: a.sessions,
@@ -284,7 +293,7 @@ fn plan(a: &LoadArgs) -> anyhow::Result<Plan> {
         duration,
         interval,
         size: a.size,
-        chunk_size: a.chunk_size,
+        session,
         window: a.window,
         relays,
         timeout: Duration::from_secs(a.timeout.max(1)),
@@ -487,8 +496,7 @@ async fn bounded<T, E: std::fmt::Display>(
 
 async fn make_pair(p: &Plan, listen: IpAddr, i: usize) -> anyhow::Result<Pair> {
     let mut opts = Options::new(SocketAddr::new(listen, 0));
-    opts.session.max_chunk_size = p.chunk_size;
-    opts.session.send_window = opts.session.send_window.max(2 * p.chunk_size);
+    opts.session = p.session.clone();
     opts.endpoint.connect_timeout = p.timeout;
     let a = MsrpEndpoint::bind(opts.clone())
         .await
@@ -760,6 +768,7 @@ async fn run_load(p: Plan, listen: IpAddr, rate: f64) -> anyhow::Result<()> {
         "relay"
     };
     let relays: Vec<String> = p.relays.iter().map(|r| r.uri.to_string()).collect();
+    let chunk_size = p.session.chunk_size(!p.relays.is_empty());
     let setup_start = Instant::now();
     let mut pairs = Vec::with_capacity(p.sessions);
     for i in 0..p.sessions {
@@ -900,7 +909,7 @@ async fn run_load(p: Plan, listen: IpAddr, rate: f64) -> anyhow::Result<()> {
         "relays": relays,
         "sessions": p.sessions,
         "size": p.size,
-        "chunk_size": p.chunk_size,
+        "chunk_size": chunk_size,
         "window": p.window,
         "rate": rate,
         "sent": sent,
@@ -929,7 +938,7 @@ async fn run_load(p: Plan, listen: IpAddr, rate: f64) -> anyhow::Result<()> {
              200 OK latency ms:   p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}",
             p.sessions,
             p.size,
-            p.chunk_size,
+            chunk_size,
             ms(del.quantile(0.5)),
             ms(del.quantile(0.9)),
             ms(del.quantile(0.99)),

@@ -176,6 +176,8 @@ fn direct_run_delivers_every_message_once_and_reports_figures() {
     let r = result_of(&o);
     assert_eq!(r["mode"], "direct");
     assert_eq!(r["sessions"], 3);
+    // The session default for direct sessions.
+    assert_eq!(r["chunk_size"], 1024 * 1024);
     assert_complete(&r, 300, 1024);
     let ev = events(&o);
     assert_eq!(ev[0]["event"], "ready", "{ev:?}");
@@ -254,6 +256,8 @@ fn through_an_msrp_relay_every_message_crosses_it_once() {
     );
     let r = result_of(&o);
     assert_eq!(r["mode"], "relay");
+    // The session default through relays (SessionConfig::relay_chunk_size).
+    assert_eq!(r["chunk_size"], 8192);
     assert_eq!(r["relays"][0], uri.as_str());
     assert_complete(&r, 200, 1024);
     // Both ends of both sessions authenticated at the relay (RFC 4976 §5.1).
