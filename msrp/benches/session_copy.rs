@@ -306,9 +306,54 @@ fn once(spec: &str) {
     }
 }
 
+/// `SESSION_COPY_PAIRS=<baseline>,<variant>:<n>`: `n` rounds, each one transfer of the
+/// baseline then one of the variant, alternating on one runtime (both set up before the
+/// first round); prints the median of the per-round ratios (baseline time / variant time,
+/// that is variant throughput / baseline throughput) and their spread. On a shared machine
+/// the load changes within seconds; rounds of two transfers 0.1 s apart see about the same
+/// load, so their ratio is steadier than ratios of criterion groups measured a minute
+/// apart.
+fn pairs(spec: &str) {
+    let (names, n) = spec.rsplit_once(':').expect("baseline,variant:n");
+    let (base, var) = names.split_once(',').expect("baseline,variant");
+    let parse = |v: &str| Variant::parse(v).unwrap_or_else(|| panic!("unknown variant {v}"));
+    let (base, var) = (parse(base), parse(var));
+    let n: usize = n.parse().expect("n");
+    let rt = runtime();
+    let mut ratios = rt.block_on(async {
+        let mut b = Runner::new(base).await;
+        let mut v = Runner::new(var).await;
+        // One untimed round to warm up both.
+        b.run(1).await;
+        v.run(1).await;
+        let mut ratios = Vec::with_capacity(n);
+        for _ in 0..n {
+            let tb = b.run(1).await;
+            let tv = v.run(1).await;
+            ratios.push(tb.as_secs_f64() / tv.as_secs_f64());
+        }
+        ratios
+    });
+    ratios.sort_by(f64::total_cmp);
+    let q = |f: f64| ratios[((ratios.len() - 1) as f64 * f).round() as usize];
+    eprintln!(
+        "{} / {}: median ratio {:.2} (quartiles {:.2} to {:.2}, {} rounds)",
+        var.name(),
+        base.name(),
+        q(0.5),
+        q(0.25),
+        q(0.75),
+        ratios.len()
+    );
+}
+
 fn main() {
     if let Ok(spec) = std::env::var("SESSION_COPY_ONCE") {
         once(&spec);
+        return;
+    }
+    if let Ok(spec) = std::env::var("SESSION_COPY_PAIRS") {
+        pairs(&spec);
         return;
     }
     benches();
