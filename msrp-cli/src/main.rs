@@ -4,8 +4,8 @@
 //! tracing and maps errors to exit codes.
 //!
 //! Exit codes: 0 success, 1 failure (the message on stderr says what went wrong),
-//! 2 usage error (from clap); `offer`/`answer` also use 3 (a wait timed out) and 4 (the
-//! session failed). The `--help` texts (with examples) are in this file; `msrp man` and
+//! 2 usage error (from clap); `offer`/`answer` also use 3 (a wait timed out), 4 (the
+//! session failed) and 130 (interrupted by Ctrl-C, the session closed). The `--help` texts (with examples) are in this file; `msrp man` and
 //! `msrp completions` are generated from the same clap definitions.
 
 use std::path::PathBuf;
@@ -34,8 +34,8 @@ Examples:
   msrp sdp offer --reachability behind-nat
 
 Exit status: 0 success; 1 failure (stderr says what went wrong and what to do); 2 usage
-error; offer/answer also 3 (a wait timed out) and 4 (the session failed); load 4 (messages
-lost, duplicated or refused).
+error; offer/answer also 3 (a wait timed out), 4 (the session failed) and 130 (Ctrl-C);
+load 4 (messages lost, duplicated or refused).
 
 Logging: -v info, -vv debug, -vvv trace, on stderr; RUST_LOG (e.g. RUST_LOG=msrp=debug)
 overrides. Shell completions: msrp completions <SHELL>; man pages: msrp man --out-dir DIR.";
@@ -64,7 +64,8 @@ Examples:
 
 Exit status: 0 done; 1 failure (bad SDP, negotiation, I/O); 3 a wait timed out (the
 peer's SDP, the connection, a delivery); 4 the session failed (connection lost, a message
-refused).";
+refused); 130 interrupted by Ctrl-C (the session is closed first, stderr says what was
+still pending).";
 
 const ANSWER_HELP: &str = "\
 Examples:
@@ -75,7 +76,8 @@ Examples:
 
 Exit status: 0 done; 1 failure (bad SDP, negotiation, I/O); 3 a wait timed out (the
 peer's SDP, the connection, a delivery); 4 the session failed (connection lost, a message
-refused).";
+refused); 130 interrupted by Ctrl-C (the session is closed first, stderr says what was
+still pending).";
 
 const RELAY_HELP: &str = "\
 Examples:

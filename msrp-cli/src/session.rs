@@ -43,7 +43,7 @@ use msrp::{MsrpEndpoint, MsrpSession, Options, Reports, SessionNotice, TlsTransp
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Text messages up to this size are kept in memory (for printing and the `body` field).
 const TEXT_LIMIT: usize = 1 << 20;
@@ -54,6 +54,40 @@ const REORDER_LIMIT: usize = 8 << 20;
 pub const EXIT_TIMEOUT: i32 = 3;
 /// Exit code: the session failed.
 pub const EXIT_SESSION: i32 = 4;
+/// Exit code: interrupted by SIGINT (Ctrl-C), 128 + 2 as shells report it.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// A flag set by the first SIGINT (Ctrl-C). The handler is installed at once, so an early
+/// Ctrl-C is not lost; once installed, SIGINT no longer kills the process, the session ends
+/// it cleanly instead.
+fn interrupt_watch() -> anyhow::Result<watch::Receiver<bool>> {
+    let (tx, rx) = watch::channel(false);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut sig = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        tokio::spawn(async move {
+            if sig.recv().await.is_some() {
+                let _ = tx.send(true);
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = tx.send(true);
+        }
+    });
+    Ok(rx)
+}
+
+/// Resolves once `rx` says interrupted.
+async fn interrupted(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|v| *v).await.is_err() {
+        // The handler task is gone: no interrupt will come.
+        std::future::pending::<()>().await;
+    }
+}
 
 /// An error with its exit code.
 #[derive(Debug)]
@@ -282,7 +316,26 @@ pub fn run(side: Side, args: SessionArgs, verbose: u8) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    rt.block_on(run_async(side, args, verbose))
+    rt.block_on(async {
+        let int = interrupt_watch()?;
+        // Set once the session is being driven: from then on `Run::drive` handles Ctrl-C
+        // itself (closing the session and saying what was pending).
+        let driving = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut before = int.clone();
+        let d = driving.clone();
+        tokio::select! {
+            r = run_async(side, args, verbose, int, driving) => r,
+            () = async {
+                interrupted(&mut before).await;
+                if d.load(Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+            } => Err(fail(
+                EXIT_INTERRUPTED,
+                "interrupted (Ctrl-C) before the session started; nothing was sent",
+            )),
+        }
+    })
 }
 
 /// Output: JSON events or human-readable lines.
@@ -584,7 +637,13 @@ fn nat_event(nat: &msrp::nat::NatResolution) -> Value {
     })
 }
 
-async fn run_async(side: Side, args: SessionArgs, verbose: u8) -> anyhow::Result<()> {
+async fn run_async(
+    side: Side,
+    args: SessionArgs,
+    verbose: u8,
+    int: watch::Receiver<bool>,
+    driving: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<()> {
     let out = Out {
         json: args.json,
         verbose,
@@ -828,7 +887,9 @@ async fn run_async(side: Side, args: SessionArgs, verbose: u8) -> anyhow::Result
         args,
         interactive,
         stdin,
+        int,
     };
+    driving.store(true, Ordering::SeqCst);
     run.drive(session).await
 }
 
@@ -838,6 +899,8 @@ struct Run {
     args: SessionArgs,
     interactive: bool,
     stdin: Option<StdinLines>,
+    /// Set by SIGINT (Ctrl-C).
+    int: watch::Receiver<bool>,
 }
 
 /// An outgoing message waiting for its acknowledgement.
@@ -997,32 +1060,67 @@ fn free_path(dir: &Path, name: &str) -> PathBuf {
 }
 
 impl Run {
+    /// Ctrl-C: closes the session (what the driver queued is written), reports what was
+    /// still pending, and gives the error that exits with [`EXIT_INTERRUPTED`].
+    async fn interrupted_close(
+        &self,
+        session: &mut MsrpSession,
+        unacknowledged: Vec<String>,
+        received: u64,
+    ) -> anyhow::Error {
+        session.close();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while let Ok(Some(n)) = tokio::time::timeout_at(deadline, session.next_notice()).await {
+            if matches!(n, SessionNotice::Closed(_)) {
+                break;
+            }
+        }
+        let mut msg = "interrupted (Ctrl-C): session closed".to_string();
+        if !unacknowledged.is_empty() {
+            msg.push_str(&format!(
+                "; not acknowledged: {}",
+                unacknowledged.join(", ")
+            ));
+        }
+        msg.push_str(&format!("; received {received} message(s)"));
+        self.out.event(json!({"event": "closed", "reason": msg}));
+        // Let the connection's writer flush what is queued.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        fail(EXIT_INTERRUPTED, msg)
+    }
+
     async fn drive(mut self, mut session: MsrpSession) -> anyhow::Result<()> {
         let timeout = self.neg.timeout;
         // 1. Connection (the core closes the session after `timeout`; the margin only guards
         // against a driver that stopped).
-        let early =
-            match tokio::time::timeout(timeout + Duration::from_secs(2), session.connected()).await
-            {
-                Err(_) => {
-                    let msg = self
-                        .neg
-                        .not_connected(&CloseReason::NotConnected("no connection".into()));
-                    self.out.event(json!({"event": "closed", "reason": msg}));
-                    return Err(fail(EXIT_TIMEOUT, msg));
-                }
-                Ok(Err(reason)) => {
-                    let msg = self.neg.not_connected(&reason);
-                    self.out
-                        .event(json!({"event": "closed", "reason": reason.to_string()}));
-                    let code = match reason {
-                        CloseReason::NotConnected(_) => EXIT_TIMEOUT,
-                        _ => EXIT_SESSION,
-                    };
-                    return Err(fail(code, msg));
-                }
-                Ok(Ok(early)) => early,
-            };
+        let mut int = self.int.clone();
+        let connecting = tokio::select! {
+            r = tokio::time::timeout(timeout + Duration::from_secs(2), session.connected()) => Some(r),
+            () = interrupted(&mut int) => None,
+        };
+        let Some(connecting) = connecting else {
+            return Err(self.interrupted_close(&mut session, Vec::new(), 0).await);
+        };
+        let early = match connecting {
+            Err(_) => {
+                let msg = self
+                    .neg
+                    .not_connected(&CloseReason::NotConnected("no connection".into()));
+                self.out.event(json!({"event": "closed", "reason": msg}));
+                return Err(fail(EXIT_TIMEOUT, msg));
+            }
+            Ok(Err(reason)) => {
+                let msg = self.neg.not_connected(&reason);
+                self.out
+                    .event(json!({"event": "closed", "reason": reason.to_string()}));
+                let code = match reason {
+                    CloseReason::NotConnected(_) => EXIT_TIMEOUT,
+                    _ => EXIT_SESSION,
+                };
+                return Err(fail(code, msg));
+            }
+            Ok(Ok(early)) => early,
+        };
         let p = &self.neg.plan;
         self.out.event(json!({
             "event": "connected",
@@ -1218,6 +1316,13 @@ impl Run {
                             last_activity = tokio::time::Instant::now();
                         }
                         continue;
+                    }
+                    () = interrupted(&mut int) => {
+                        for b in &bars {
+                            b.finish_and_clear();
+                        }
+                        let list: Vec<String> = pending.values().map(|p| p.what.clone()).collect();
+                        return Err(self.interrupted_close(&mut session, list, received).await);
                     }
                     () = tokio::time::sleep_until(idle_deadline), if waiting_for_peer => {
                         let t = timeout.as_secs();
