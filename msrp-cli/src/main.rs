@@ -5,8 +5,9 @@
 //!
 //! Exit codes: 0 success, 1 failure (the message on stderr says what went wrong),
 //! 2 usage error (from clap); `offer`/`answer` also use 3 (a wait timed out), 4 (the
-//! session failed) and 130 (interrupted by Ctrl-C, the session closed). The `--help` texts (with examples) are in this file; `msrp man` and
-//! `msrp completions` are generated from the same clap definitions.
+//! session failed) and 130 (interrupted by Ctrl-C, the session closed). The `--help` texts
+//! (with examples) are in this file; `msrp man` and `msrp completions` are generated from
+//! the same clap definitions.
 
 use std::path::PathBuf;
 
