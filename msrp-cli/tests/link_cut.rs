@@ -66,13 +66,23 @@ fn kind<'a>(ev: &'a [Value], k: &str) -> Vec<&'a Value> {
     ev.iter().filter(|e| e["event"] == k).collect()
 }
 
+/// What one transfer gave.
+struct Transfer {
+    /// The sender's exit code.
+    code: i32,
+    /// The sender's events.
+    sev: Vec<Value>,
+    /// The receiver's events.
+    rev: Vec<Value>,
+    /// The receiver's exit code, `None` if it was still running (then killed on drop).
+    rcode: Option<i32>,
+    /// SHA-256 of the file sent.
+    sha: String,
+}
+
 /// Runs one transfer with a cut of `cut` seconds (None: never restored) starting 1 s after
-/// the sender connected. Returns (sender exit code, sender events, receiver events,
-/// receiver exit code or None if still running when the sender ended and was killed).
-fn transfer_with_cut(
-    cut: Option<u64>,
-    timeout: u64,
-) -> Option<(i32, Vec<Value>, Vec<Value>, Option<i32>, String)> {
+/// the sender started sending; `None` when the test is skipped.
+fn transfer_with_cut(cut: Option<u64>, timeout: u64) -> Option<Transfer> {
     if !netns::prerequisites(&["tc"]) {
         return None;
     }
@@ -188,13 +198,13 @@ fn transfer_with_cut(
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    Some((
+    Some(Transfer {
         code,
-        events(&t.log("offer")),
-        events(&t.log("answer")),
+        sev: events(&t.log("offer")),
+        rev: events(&t.log("answer")),
         rcode,
         sha,
-    ))
+    })
 }
 
 fn hex(b: &[u8]) -> String {
@@ -203,7 +213,14 @@ fn hex(b: &[u8]) -> String {
 
 #[test]
 fn short_link_cut_mid_transfer_recovers_and_the_file_arrives_whole() {
-    let Some((code, sev, rev, rcode, sha)) = transfer_with_cut(Some(2), 15) else {
+    let Some(Transfer {
+        code,
+        sev,
+        rev,
+        rcode,
+        sha,
+    }) = transfer_with_cut(Some(2), 15)
+    else {
         return;
     };
     eprintln!("sender exit {code}, receiver {rcode:?}");
@@ -220,7 +237,7 @@ fn short_link_cut_mid_transfer_recovers_and_the_file_arrives_whole() {
 #[test]
 fn link_cut_for_good_mid_transfer_fails_the_message_with_a_status_in_bounded_time() {
     let started = Instant::now();
-    let Some((code, sev, rev, _rcode, _sha)) = transfer_with_cut(None, 3) else {
+    let Some(Transfer { code, sev, rev, .. }) = transfer_with_cut(None, 3) else {
         return;
     };
     eprintln!(
