@@ -359,14 +359,18 @@ fn serve(a: RunArgs) -> anyhow::Result<()> {
         tracing::info!(?tcp, ?tls, "listening");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("cannot install the SIGTERM handler")?;
-        server
-            .run(async move {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            })
-            .await?;
+        // The relay's event loop runs as a task on a worker thread, not on this thread
+        // (block_on): the connections' reader and writer tasks wake it without unparking
+        // another thread each time (docs/performance.md, relays).
+        let run = server.run(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        });
+        tokio::spawn(run)
+            .await
+            .context("the relay's event loop panicked")??;
         if json {
             println!("{}", serde_json::json!({"event": "stopped"}));
         }
