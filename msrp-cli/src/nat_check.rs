@@ -1,6 +1,7 @@
 //! `msrp nat-check`: RFC 5780 NAT behaviour discovery against a STUN server, and the
 //! `a=setup` value RFC 6135 §4.2.2 allows this UA to offer.
 
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -67,9 +68,11 @@ pub fn run(args: NatCheckArgs) -> anyhow::Result<()> {
             offer_setup: report.verdict.offer_setup().as_str(),
             reason: &report.reason,
         };
-        println!("{}", serde_json::to_string(&j)?);
+        let mut o = std::io::stdout().lock();
+        writeln!(o, "{}", serde_json::to_string(&j)?)?;
+        o.flush()?;
     } else {
-        print_human(&report);
+        print_human(&report)?;
     }
     Ok(())
 }
@@ -128,23 +131,32 @@ async fn resolve(text: &str, local: Option<SocketAddr>) -> anyhow::Result<Socket
     })
 }
 
-fn print_human(r: &NatReport) {
-    println!(
+/// The report as aligned lines; write errors (a closed pipe) are returned, not a panic.
+fn print_human(r: &NatReport) -> std::io::Result<()> {
+    let mut o = std::io::stdout().lock();
+    writeln!(
+        o,
         "mapped address: {} (local {} over {})",
         r.mapped,
         r.local,
         r.transport.as_str()
-    );
+    )?;
     match r.other_address {
-        Some(o) => println!("STUN server:    {} (other address {o})", r.server),
-        None => println!("STUN server:    {} (no RFC 5780 OTHER-ADDRESS)", r.server),
+        Some(a) => writeln!(o, "STUN server:    {} (other address {a})", r.server)?,
+        None => writeln!(
+            o,
+            "STUN server:    {} (no RFC 5780 OTHER-ADDRESS)",
+            r.server
+        )?,
     }
-    println!("mapping:        {}", r.mapping.as_str());
-    println!("filtering:      {}", r.filtering.as_str());
-    println!(
+    writeln!(o, "mapping:        {}", r.mapping.as_str())?;
+    writeln!(o, "filtering:      {}", r.filtering.as_str())?;
+    writeln!(
+        o,
         "behind NAT:     {}",
         if r.verdict.behind_nat() { "yes" } else { "no" }
-    );
-    println!("offer a=setup:  {}", r.verdict.offer_setup().as_str());
-    println!("reason:         {}", r.reason);
+    )?;
+    writeln!(o, "offer a=setup:  {}", r.verdict.offer_setup().as_str())?;
+    writeln!(o, "reason:         {}", r.reason)?;
+    o.flush()
 }

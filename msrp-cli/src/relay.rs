@@ -194,7 +194,13 @@ fn hash_password(user: &str, realm: &str) -> anyhow::Result<()> {
     if password.is_empty() {
         bail!("no password on standard input");
     }
-    print!("{}", hash_password_lines(user, realm, password)?);
+    // A closed stdout is an error for `main` (exit 0 on a closed pipe), not a panic.
+    let mut o = std::io::stdout().lock();
+    std::io::Write::write_all(
+        &mut o,
+        hash_password_lines(user, realm, password)?.as_bytes(),
+    )?;
+    std::io::Write::flush(&mut o)?;
     Ok(())
 }
 

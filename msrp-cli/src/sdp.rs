@@ -10,6 +10,7 @@
 //! problem, exit status 1.
 
 use std::io::Read;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -134,14 +135,22 @@ struct PlanArgs {
     side: SideArg,
 }
 
+/// Writes `text` to stdout. A write error is returned, not a panic (`print!` panics): `main`
+/// exits 0 quietly on a closed pipe (`msrp sdp plan ... | head -3`).
+fn emit(text: &str) -> anyhow::Result<()> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(text.as_bytes())?;
+    o.flush()?;
+    Ok(())
+}
+
 /// Runs `msrp sdp ...`.
 pub fn run(args: SdpArgs) -> anyhow::Result<()> {
     match args.command {
         SdpCommand::Offer(a) => {
             let cfg = local_config(&a.local)?;
             let pending = create_offer(&cfg)?;
-            print!("{}", pending.offer());
-            Ok(())
+            emit(&pending.offer().to_string())
         }
         SdpCommand::Answer(a) => {
             let offer = read_sdp(&a.offer, "offer", SdpOffer::parse)?;
@@ -156,8 +165,7 @@ pub fn run(args: SdpArgs) -> anyhow::Result<()> {
             for w in &answered.plan.warnings {
                 eprintln!("warning: {w}");
             }
-            print!("{}", answered.answer);
-            Ok(())
+            emit(&answered.answer.to_string())
         }
         SdpCommand::Plan(a) => {
             let offer = read_sdp(&a.offer, "offer", SdpOffer::parse)?;
@@ -168,8 +176,10 @@ pub fn run(args: SdpArgs) -> anyhow::Result<()> {
             };
             let p = plan(&offer, &answer, side)
                 .map_err(|e| anyhow!("answer {}: {e}", a.answer.display()))?;
-            println!("{}", serde_json::to_string_pretty(&plan_json(&p))?);
-            Ok(())
+            emit(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&plan_json(&p))?
+            ))
         }
     }
 }

@@ -389,3 +389,22 @@ fn invalid_input_names_the_line_and_exits_1() {
         "{e}"
     );
 }
+
+/// `msrp sdp offer | head -0`: the reader is gone before the SDP is written. A closed pipe is
+/// not an error worth a panic (exit 101 with a backtrace): exit 0, nothing on stderr.
+#[test]
+fn sdp_offer_into_a_closed_pipe_exits_0_without_a_panic() {
+    for _ in 0..3 {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_msrp"))
+            .args(["sdp", "offer"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
