@@ -799,3 +799,86 @@ async fn reports_for_unknown_messages_are_ignored_without_response() {
     );
     let _ = &w.client;
 }
+
+#[tokio::test]
+async fn tls_hijack_with_another_certificate_is_refused_while_the_bound_session_works() {
+    use msrp::tls::{client_config, connect_tls, PeerAuth, TlsError, TlsIdentity};
+    use msrp::TlsTransport;
+    let tls_ep = |id: TlsIdentity| async move {
+        let t =
+            Arc::new(TlsTransport::new(id, None).with_handshake_timeout(Duration::from_secs(5)));
+        let ep = MsrpEndpoint::bind(Options::tls("127.0.0.1:0".parse().unwrap(), t.clone()))
+            .await
+            .unwrap();
+        (ep, t)
+    };
+    let (a, _ta) = tls_ep(TlsIdentity::generate().unwrap()).await;
+    let (b, tb) = tls_ep(TlsIdentity::generate().unwrap()).await;
+    // A is behind a NAT: it connects to B (the TLS server, pinning A's fingerprint).
+    let mut ca = a.local_config();
+    ca.reachability = Reachability::BehindNat;
+    let offered = a.create_offer(&ca).await.unwrap();
+    let (answer, mut sb) = b
+        .answer_offer(
+            &SdpOffer::parse(&offered.offer().to_string()).unwrap(),
+            &b.local_config(),
+        )
+        .await
+        .unwrap();
+    let mut sa = a
+        .accept_answer(offered, &SdpAnswer::parse(&answer.to_string()).unwrap())
+        .await
+        .unwrap();
+    timeout(STEP, sa.connected()).await.unwrap().unwrap();
+    timeout(STEP, sb.connected()).await.unwrap().unwrap();
+    let victim = sb.plan().unwrap().local_uri.clone();
+    let a_uri = sb.plan().unwrap().remote_uri.to_string();
+    let mut refused = tb.refusals();
+    // Mallory has B's fingerprint from the SDP but only her own certificate, and sends a SEND
+    // for the bound session with A's From-Path.
+    for i in 0..3 {
+        let m_id = TlsIdentity::generate().unwrap();
+        let cfg = client_config(
+            Some(&m_id),
+            PeerAuth::Fingerprints(tb.identity().fingerprints().to_vec()),
+        )
+        .unwrap();
+        let tcp = TcpStream::connect(b.local_addr()).await.unwrap();
+        // TLS 1.3: the client may finish before the server has checked its certificate.
+        if let Ok(mut s) = connect_tls(tcp, "127.0.0.1", cfg, STEP).await {
+            let _ = s
+                .write_all(&send_req(
+                    &format!("tlshij{i:02}"),
+                    &victim,
+                    &a_uri,
+                    "1-5/5",
+                    Some(b"evil!"),
+                    '$',
+                ))
+                .await;
+            let mut buf = [0u8; 256];
+            let r = timeout(STEP, s.read(&mut buf)).await.expect("no hang");
+            assert!(
+                matches!(r, Err(_) | Ok(0)),
+                "the hijacker got an answer: {r:?}"
+            );
+        }
+        let e = timeout(STEP, refused.recv()).await.unwrap().unwrap().error;
+        match &*e {
+            TlsError::FingerprintMismatch { received, .. } => {
+                assert_eq!(received, &m_id.fingerprint().to_string())
+            }
+            e => panic!("expected a fingerprint mismatch, got {e}"),
+        }
+    }
+    // The bound session carries messages both ways; nothing of Mallory reached it.
+    let out = sa.send_text("still ours").await.unwrap();
+    assert_eq!(next_text(&mut sb).await, "still ours");
+    timeout(STEP, out.outcome()).await.unwrap().unwrap();
+    let out = sb.send_text("and back").await.unwrap();
+    assert_eq!(next_text(&mut sa).await, "and back");
+    timeout(STEP, out.outcome()).await.unwrap().unwrap();
+    let st = b.stats().await.unwrap();
+    assert_eq!(st.connections, 1, "{st:?}");
+    assert!(st.total_buffered() <= bound(1), "{st:?}");
+}
