@@ -426,12 +426,14 @@ fn write_local_sdp(path: &Path, sdp: &str) -> anyhow::Result<()> {
 }
 
 /// Reads the peer's SDP: from stdin up to an empty line or EOF, or from a file that may not
-/// exist yet (polled until --timeout).
+/// exist yet (polled until --timeout). A file last modified before `not_before` is stale
+/// (left from an earlier run) and is waited past, with a note on stderr.
 async fn read_remote_sdp(
     path: &Path,
     what: &str,
     timeout: Duration,
     stdin: Option<&mut StdinLines>,
+    not_before: Option<std::time::SystemTime>,
 ) -> anyhow::Result<String> {
     if let Some(lines) = stdin {
         let mut text = String::new();
@@ -471,8 +473,23 @@ async fn read_remote_sdp(
     }
     let start = Instant::now();
     let mut last: Option<String> = None;
+    let mut stale_noted = false;
     loop {
+        let stale = not_before.is_some_and(|nb| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t < nb)
+        });
+        if stale && !stale_noted {
+            stale_noted = true;
+            eprintln!(
+                "msrp: ignoring {}: it is older than our offer (left from an earlier run?); \
+                 waiting for the peer's {what}",
+                path.display()
+            );
+        }
         match tokio::fs::read(path).await {
+            _ if stale => {}
             Ok(bytes) if !bytes.is_empty() => {
                 if bytes.len() > msrp::proto::sdp::MAX_SDP_LEN {
                     return Err(anyhow!(
@@ -498,9 +515,14 @@ async fn read_remote_sdp(
             return Err(fail(
                 EXIT_TIMEOUT,
                 format!(
-                    "the peer's {what} did not appear in {} within {} s",
+                    "the peer's {what} did not appear in {} within {} s{}",
                     path.display(),
-                    timeout.as_secs()
+                    timeout.as_secs(),
+                    if stale_noted {
+                        " (the file there is older than our offer: remove it before a new run)"
+                    } else {
+                        ""
+                    }
                 ),
             ));
         }
@@ -799,11 +821,23 @@ async fn run_async(
             let offered = ep.create_offer(&cfg).await.context("creating the offer")?;
             let local_text = offered.offer().to_string();
             write_local_sdp(&args.local_sdp, &local_text)?;
+            // An answer is made from our offer, so an answer file older than the offer we just
+            // wrote is left over from an earlier run: wait for the new one instead of
+            // connecting to a session that is gone. Both times come from the file system's
+            // clock (our offer file's mtime), so they compare.
+            let not_before = if is_dash(&args.local_sdp) {
+                None
+            } else {
+                std::fs::metadata(&args.local_sdp)
+                    .and_then(|m| m.modified())
+                    .ok()
+            };
             let text = read_remote_sdp(
                 &args.remote_sdp,
                 "answer",
                 timeout,
                 sdp_stdin(&mut stdin, remote_is_stdin),
+                not_before,
             )
             .await?;
             let answer =
@@ -828,6 +862,7 @@ async fn run_async(
                 "offer",
                 timeout,
                 sdp_stdin(&mut stdin, remote_is_stdin),
+                None,
             )
             .await?;
             let offer =

@@ -227,3 +227,117 @@ fn sdp_through_stdout_and_stdin_then_chat_lines() {
     let after = &out[out.find("\r\n\r\n").unwrap() + 4..];
     assert_eq!(after, "first line\nsecond line\n");
 }
+
+/// An answer file left from an earlier run (older than the offer just written) is not taken
+/// for the answer: the offerer says so and waits for the new one; here none comes, so it
+/// times out (exit 3) saying the file there is stale, without connecting anywhere.
+#[test]
+fn stale_answer_file_from_an_earlier_run_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    // A valid answer from "an earlier run", pointing at a port nobody listens on.
+    let port = free_port();
+    let stale = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=message {port} TCP/MSRP *\r\na=accept-types:*\r\n\
+         a=path:msrp://127.0.0.1:{port}/old;tcp\r\na=setup:passive\r\n"
+    );
+    let answer = dir.path().join("answer.sdp");
+    std::fs::write(&answer, stale).unwrap();
+    let f = std::fs::File::options().write(true).open(&answer).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(600))
+        .unwrap();
+    drop(f);
+    let mut offerer = Proc::msrp(
+        "offerer",
+        dir.path(),
+        &s(&[
+            "offer",
+            "--json",
+            "--local-sdp",
+            &d("offer.sdp"),
+            "--remote-sdp",
+            &d("answer.sdp"),
+            "--timeout",
+            "2",
+            "--send",
+            "never sent",
+        ]),
+        Stdio::null(),
+    );
+    let st = offerer.wait(LIMIT);
+    let err = offerer.stderr();
+    assert_eq!(st.code(), Some(3), "{err}");
+    assert!(
+        err.contains("ignoring ")
+            && err.contains("answer.sdp: it is older than our offer (left from an earlier run?)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the file there is older than our offer: remove it before a new run"),
+        "{err}"
+    );
+    // It never negotiated with the stale answer.
+    assert!(of_kind(&offerer.events(), "negotiated").is_empty(), "{err}");
+}
+
+/// The same stale answer file, then the real answerer overwrites it: the session works.
+#[test]
+fn stale_answer_file_is_replaced_by_the_new_answer_and_the_session_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let answer = dir.path().join("answer.sdp");
+    std::fs::write(&answer, "v=0\r\n").unwrap();
+    let f = std::fs::File::options().write(true).open(&answer).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(600))
+        .unwrap();
+    drop(f);
+    let mut offerer = Proc::msrp(
+        "offerer",
+        dir.path(),
+        &s(&[
+            "offer",
+            "--json",
+            "--local-sdp",
+            &d("offer.sdp"),
+            "--remote-sdp",
+            &d("answer.sdp"),
+            "--timeout",
+            "20",
+            "--send",
+            "to the new answerer",
+        ]),
+        Stdio::null(),
+    );
+    wait_file(&dir.path().join("offer.sdp"), LIMIT, &mut [&mut offerer]);
+    let mut answerer = Proc::msrp(
+        "answerer",
+        dir.path(),
+        &s(&[
+            "answer",
+            "--json",
+            "--local-sdp",
+            &d("answer.sdp"),
+            "--remote-sdp",
+            &d("offer.sdp"),
+            "--timeout",
+            "20",
+            "--count",
+            "1",
+        ]),
+        Stdio::null(),
+    );
+    let so = offerer.wait(LIMIT);
+    let sa = answerer.wait(LIMIT);
+    assert!(
+        so.success() && sa.success(),
+        "{so} {sa}\n{}\n{}",
+        offerer.stderr(),
+        answerer.stderr()
+    );
+    assert!(offerer.stderr().contains("it is older than our offer"));
+    assert_eq!(
+        of_kind(&answerer.events(), "message")[0]["body"],
+        "to the new answerer"
+    );
+}
