@@ -1203,8 +1203,20 @@ impl Run {
                 count: count.clone(),
                 bar,
             };
+            // RFC 5547 §8: the file's name goes with it (Content-Disposition), so the
+            // receiver can save it under that name.
+            let file_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let msg = session
-                .send_stream(&self.args.file_type, Some(size), reader, Reports::default())
+                .send_file(
+                    &self.args.file_type,
+                    Some(size),
+                    reader,
+                    Reports::default(),
+                    &file_name,
+                )
                 .await
                 .map_err(|e| fail(EXIT_SESSION, format!("sending {}: {e}", path.display())))?;
             self.out.event(json!({
@@ -1413,10 +1425,17 @@ impl Run {
                     message_id,
                     content_type,
                     total,
+                    content_disposition,
                 } => {
                     let ct = content_type.unwrap_or_default();
                     let inc = self
-                        .open_incoming(&message_id, ct, total, &mut file_selector_used)
+                        .open_incoming(
+                            &message_id,
+                            ct,
+                            total,
+                            content_disposition.as_deref(),
+                            &mut file_selector_used,
+                        )
                         .await?;
                     incoming.insert(message_id, inc);
                 }
@@ -1539,9 +1558,13 @@ impl Run {
         message_id: &str,
         content_type: String,
         total: Option<u64>,
+        disposition: Option<&str>,
         selector_used: &mut bool,
     ) -> anyhow::Result<Incoming> {
         let text = is_text(&content_type);
+        // RFC 5547 §8 / RFC 2183: a Content-Disposition filename names the file (the peer's
+        // name: sanitised below, never a path).
+        let disposed = disposition.and_then(msrp::disposition_filename);
         // RFC 5547: the peer's a=file-selector names the file this session carries.
         let selector = self.neg.remote_file.as_ref().filter(|fs| {
             !*selector_used
@@ -1554,13 +1577,17 @@ impl Run {
                 })
                 && fs.size.is_none_or(|s| total.is_none_or(|t| t == s))
         });
-        let save = self.args.recv_dir.is_some() && (!text || selector.is_some());
+        let save =
+            self.args.recv_dir.is_some() && (!text || selector.is_some() || disposed.is_some());
         let mut paths = None;
         let mut file = None;
         if let (true, Some(dir)) = (save, &self.args.recv_dir) {
+            // The SDP's file-selector (what was negotiated, RFC 5547) first, then the
+            // message's Content-Disposition filename, then the Message-ID.
             let name = selector
                 .and_then(selector_name)
                 .and_then(|n| sanitize_file_name(&n))
+                .or_else(|| disposed.as_deref().and_then(sanitize_file_name))
                 .or_else(|| sanitize_file_name(message_id))
                 .unwrap_or_else(|| "message".into());
             if selector.is_some() {

@@ -1,6 +1,7 @@
 //! `--recv-dir`: a received file is named from the peer's RFC 5547 `a=file-selector` (here
 //! hand-added to the offer with a path-traversal attempt, which is stripped to its last
-//! component), else from its Message-ID; its bytes and SHA-256 match what was sent; an
+//! component), else from the `Content-Disposition` filename `msrp --send-file` sends
+//! (RFC 5547 §8, sanitised the same way), else from its Message-ID; its bytes and SHA-256 match what was sent; an
 //! existing file is not overwritten.
 
 #[path = "common/pair.rs"]
@@ -68,9 +69,10 @@ fn file_selector_name_is_sanitized_and_used() {
 }
 
 #[test]
-fn without_file_selector_the_message_id_names_the_file() {
+fn without_file_selector_the_content_disposition_filename_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("source.bin");
+    // Leading dots are stripped by the receiver (no hidden files), spaces kept.
+    let src = dir.path().join("..secret report.bin");
     std::fs::write(&src, vec![0xa5u8; 70_000]).unwrap();
     let recv = dir.path().join("recv");
     let offer = Side::new("behind-nat").args(&[
@@ -92,10 +94,7 @@ fn without_file_selector_the_message_id_names_the_file() {
     let ev = p.answerer.events();
     let m = of_kind(&ev, "message");
     assert_eq!(m[0]["content_type"], "image/png");
-    let id = m[0]["message_id"].as_str().unwrap();
-    assert_eq!(
-        m[0]["path"].as_str().unwrap(),
-        recv.join(id).to_str().unwrap()
-    );
-    assert_eq!(std::fs::read(recv.join(id)).unwrap(), vec![0xa5u8; 70_000]);
+    let saved = recv.join("secret report.bin");
+    assert_eq!(m[0]["path"].as_str().unwrap(), saved.to_str().unwrap());
+    assert_eq!(std::fs::read(&saved).unwrap(), vec![0xa5u8; 70_000]);
 }

@@ -187,6 +187,10 @@ pub(crate) fn write_request(
             if c.failure_report != crate::message::FailureReport::Yes {
                 head.push_failure_report(c.failure_report)?;
             }
+            if let (Some(cd), Some(_)) = (&c.content_disposition, &c.content_type) {
+                // RFC 4975 §9: other MIME headers come before Content-Type.
+                head.push("Content-Disposition", cd)?;
+            }
             if let Some(ct) = &c.content_type {
                 // RFC 4975 §7.1: Content-Type is the last header of a request with a body.
                 head.push_content_type(ct)?;

@@ -1445,6 +1445,7 @@ impl Endpoint {
                         message_id: head.message_id().map(str::to_string),
                         byte_range: head.byte_range(),
                         content_type: head.content_type().map(|ct| ct.as_str().to_string()),
+                        content_disposition: head.content_disposition().map(str::to_string),
                         success_report: head.success_report().unwrap_or(false),
                         failure_report,
                     };

@@ -212,6 +212,10 @@ pub enum SessionNotice {
         content_type: Option<String>,
         /// Size, if announced.
         total: Option<u64>,
+        /// `Content-Disposition` (RFC 2183), if the sender gave one: for a file,
+        /// `attachment; filename="..."` (RFC 5547 §8). The file name is the peer's: sanitise
+        /// it before using it as a path.
+        content_disposition: Option<String>,
     },
     /// Body bytes at a 0-based offset; write them with [`crate::sink::SequentialWriter`].
     IncomingData {
@@ -665,6 +669,20 @@ impl MsrpSession {
             .await
     }
 
+    /// See [`SessionSender::send_file`].
+    pub async fn send_file<R: AsyncRead + Unpin + Send + 'static>(
+        &self,
+        content_type: &str,
+        size: Option<u64>,
+        reader: R,
+        reports: Reports,
+        file_name: &str,
+    ) -> Result<OutgoingMessage, Error> {
+        self.sender
+            .send_file(content_type, size, reader, reports, file_name)
+            .await
+    }
+
     /// Closes the session (and its connection when no other session uses it).
     pub fn close(&self) {
         self.sender.close();
@@ -776,11 +794,39 @@ impl SessionSender {
         &self,
         content_type: &str,
         size: Option<u64>,
+        reader: R,
+        reports: Reports,
+    ) -> Result<OutgoingMessage, Error> {
+        let spec = MessageSpec::new(content_type, size);
+        self.send_stream_spec(spec, reader, reports).await
+    }
+
+    /// Like [`send_stream`](Self::send_stream) for a file: the message carries
+    /// `Content-Disposition: attachment; filename="<file_name>"` (RFC 5547 §8, RFC 2183 §2.3),
+    /// so that the receiver can name it. Quotes, backslashes and control characters are left
+    /// out of the name.
+    pub async fn send_file<R: AsyncRead + Unpin + Send + 'static>(
+        &self,
+        content_type: &str,
+        size: Option<u64>,
+        reader: R,
+        reports: Reports,
+        file_name: &str,
+    ) -> Result<OutgoingMessage, Error> {
+        let spec = MessageSpec::new(content_type, size)
+            .with_content_disposition(attachment_disposition(file_name));
+        self.send_stream_spec(spec, reader, reports).await
+    }
+
+    async fn send_stream_spec<R: AsyncRead + Unpin + Send + 'static>(
+        &self,
+        spec: MessageSpec,
         mut reader: R,
         reports: Reports,
     ) -> Result<OutgoingMessage, Error> {
-        self.check(content_type, size)?;
-        let spec = MessageSpec::new(content_type, size)
+        let content_type = spec.content_type.clone().unwrap_or_default();
+        self.check(&content_type, spec.size)?;
+        let spec = spec
             .with_success_report(reports.success)
             .with_failure_report(reports.failure);
         let (out, chunk) = self.queue(spec, None).await?;
@@ -1234,10 +1280,12 @@ impl Driver {
                 message_id,
                 content_type,
                 total,
+                content_disposition,
             } => SessionNotice::IncomingStarted {
                 message_id,
                 content_type,
                 total,
+                content_disposition,
             },
             SessionEvent::IncomingData {
                 message_id,
@@ -1615,6 +1663,60 @@ async fn fill_ready<R: AsyncRead + Unpin>(rd: &mut R, buf: &mut Vec<u8>) -> Opti
     None
 }
 
+/// `attachment; filename="name"` (RFC 2183 §2.3) for a file name, which is written as a
+/// quoted-string (RFC 2045 §5.1): quotes, backslashes and control characters are dropped.
+pub fn attachment_disposition(file_name: &str) -> String {
+    let clean: String = file_name
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .collect();
+    format!("attachment; filename=\"{clean}\"")
+}
+
+/// The `filename` parameter of a Content-Disposition value (RFC 2183 §2.3), as given: a
+/// quoted-string (unquoted, `\` escapes resolved) or a token. `None` when absent or empty.
+/// The name is the peer's: sanitise it before using it as a path.
+pub fn disposition_filename(value: &str) -> Option<String> {
+    let mut rest = value.split_once(';')?.1;
+    loop {
+        let trimmed = rest.trim_start();
+        let (name, after) = trimmed.split_once('=')?;
+        let after = after.trim_start();
+        let (param, next) = if let Some(q) = after.strip_prefix('"') {
+            let mut out = String::new();
+            let mut chars = q.char_indices();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        if let Some((_, e)) = chars.next() {
+                            out.push(e);
+                        }
+                    }
+                    '"' => {
+                        end = Some(i + 1);
+                        break;
+                    }
+                    c => out.push(c),
+                }
+            }
+            let end = end?;
+            let next = q[end..].split_once(';').map_or("", |(_, n)| n);
+            (out, next)
+        } else {
+            let (v, next) = after.split_once(';').unwrap_or((after, ""));
+            (v.trim().to_string(), next)
+        };
+        if name.trim().eq_ignore_ascii_case("filename") {
+            return (!param.is_empty()).then_some(param);
+        }
+        if next.is_empty() {
+            return None;
+        }
+        rest = next;
+    }
+}
+
 /// Reads until `buf` is full (its capacity) or the reader ends; returns the bytes read.
 async fn read_block<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut Vec<u8>) -> io::Result<usize> {
     while buf.len() < buf.capacity() {
@@ -1636,4 +1738,36 @@ fn notice_bytes(n: &SessionNotice) -> usize {
 /// [`LocalConfig`] by hand).
 pub fn host_of(addr: SocketAddr) -> Host {
     Host::from(addr.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_disposition_file_names_round_trip_and_parse() {
+        for name in ["report.pdf", "a b;c=d.txt", "été.png"] {
+            let v = attachment_disposition(name);
+            assert_eq!(disposition_filename(&v).as_deref(), Some(name), "{v}");
+        }
+        // Quotes and backslashes cannot be written unescaped: they are dropped.
+        assert_eq!(
+            attachment_disposition("a\"b\\c\n.txt"),
+            "attachment; filename=\"abc.txt\""
+        );
+        for (value, want) in [
+            ("attachment; filename=plain.bin", Some("plain.bin")),
+            ("attachment; size=3; filename=\"x\\\"y\"", Some("x\"y")),
+            (
+                "ATTACHMENT ;  FileName = \"../../etc/passwd\"",
+                Some("../../etc/passwd"),
+            ),
+            ("inline", None),
+            ("attachment; filename=\"\"", None),
+            ("attachment; filename=\"unterminated", None),
+            ("attachment; creation-date=\"x; filename=no\"", None),
+        ] {
+            assert_eq!(disposition_filename(value).as_deref(), want, "{value}");
+        }
+    }
 }

@@ -71,7 +71,8 @@ pub mod tls_transport;
 pub mod transport;
 
 pub use endpoint::{
-    EndpointStats, MsrpEndpoint, MsrpSession, OfferedSession, Options, Outcome, RelayBinding,
-    Reports, SendFailure, SessionNotice, SessionSender,
+    attachment_disposition, disposition_filename, EndpointStats, MsrpEndpoint, MsrpSession,
+    OfferedSession, Options, Outcome, RelayBinding, Reports, SendFailure, SessionNotice,
+    SessionSender,
 };
 pub use tls_transport::TlsTransport;

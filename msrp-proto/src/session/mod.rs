@@ -192,6 +192,8 @@ pub struct SendChunk {
     pub success_report: bool,
     /// `Failure-Report` (written only when not `yes`, the default).
     pub failure_report: FailureReport,
+    /// `Content-Disposition` of the message, if any.
+    pub content_disposition: Option<String>,
     /// The chunk's body.
     pub body: Vec<u8>,
     /// End-line flag.
@@ -255,6 +257,8 @@ pub enum SessionEvent {
         content_type: Option<String>,
         /// Its size, if the sender gave it.
         total: Option<u64>,
+        /// Its `Content-Disposition` (RFC 2183), if the first chunk received had one.
+        content_disposition: Option<String>,
     },
     /// Body bytes of an incoming message at a 0-based offset. Overlapping ranges may come
     /// (a resent chunk); the later data takes precedence (RFC 4975 §7.3.1).
@@ -519,6 +523,7 @@ impl Session {
                 message_id: id.clone(),
                 byte_range: chunk.byte_range,
                 content_type: spec.content_type.clone(),
+                content_disposition: spec.content_disposition.clone(),
                 success_report: spec.success_report,
                 failure_report: spec.failure_report,
                 body: chunk.body,
@@ -832,10 +837,12 @@ impl Session {
                     message_id,
                     content_type,
                     total,
+                    content_disposition,
                 } => self.events.push_back(SessionEvent::IncomingMessage {
                     message_id,
                     content_type,
                     total,
+                    content_disposition,
                 }),
                 RecvEffect::Data {
                     message_id,

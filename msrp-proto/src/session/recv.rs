@@ -24,6 +24,8 @@ pub struct IncomingSend {
     pub byte_range: Option<ByteRange>,
     /// `Content-Type`, if present (absent for a bodiless SEND).
     pub content_type: Option<String>,
+    /// `Content-Disposition`, if present.
+    pub content_disposition: Option<String>,
     /// `Success-Report: yes`.
     pub success_report: bool,
     /// `Failure-Report` (absent means `yes`).
@@ -188,6 +190,8 @@ pub enum RecvEffect {
         content_type: Option<String>,
         /// Its total size, if known.
         total: Option<u64>,
+        /// Its Content-Disposition.
+        content_disposition: Option<String>,
     },
     /// Body bytes at a 0-based offset of the message.
     Data {
@@ -355,6 +359,7 @@ impl Receiver {
                 message_id: c.message_id.clone(),
                 content_type: Some(ct.to_string()),
                 total: range.total,
+                content_disposition: h.content_disposition.clone(),
             });
         }
         self.check_total(c, now)
@@ -631,6 +636,7 @@ mod tests {
             message_id: Some(mid.into()),
             byte_range: range.map(|(start, end, total)| ByteRange { start, end, total }),
             content_type: Some("text/plain".into()),
+            content_disposition: None,
             success_report: false,
             failure_report: FailureReport::Yes,
         }

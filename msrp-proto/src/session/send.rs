@@ -36,6 +36,10 @@ pub struct MessageSpec {
     pub success_report: bool,
     /// `Failure-Report` value (default `yes`).
     pub failure_report: FailureReport,
+    /// `Content-Disposition` (RFC 2183), for example `attachment; filename="a.pdf"` for a
+    /// file (RFC 5547 §8); written before Content-Type in every chunk (RFC 4975 §9:
+    /// `Other-Mime-header`). `None` writes none.
+    pub content_disposition: Option<String>,
 }
 
 impl MessageSpec {
@@ -46,6 +50,7 @@ impl MessageSpec {
             size,
             success_report: false,
             failure_report: FailureReport::Yes,
+            content_disposition: None,
         }
     }
 
@@ -56,7 +61,14 @@ impl MessageSpec {
             size: Some(0),
             success_report: false,
             failure_report: FailureReport::Yes,
+            content_disposition: None,
         }
+    }
+
+    /// Sets `Content-Disposition`.
+    pub fn with_content_disposition(mut self, value: impl Into<String>) -> Self {
+        self.content_disposition = Some(value.into());
+        self
     }
 
     /// Sets `Success-Report`.

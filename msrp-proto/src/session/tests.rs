@@ -462,6 +462,7 @@ fn received_success_report_request_generates_report() {
             total: Some(5),
         }),
         content_type: Some("text/plain".into()),
+        content_disposition: None,
         success_report: true,
         failure_report: FailureReport::Yes,
     };
@@ -501,6 +502,7 @@ fn close_fails_unconfirmed_and_aborts_incoming() {
             total: None,
         }),
         content_type: Some("text/plain".into()),
+        content_disposition: None,
         success_report: false,
         failure_report: FailureReport::Yes,
     };
