@@ -72,6 +72,10 @@ use crate::relay::digest::{Algorithm, Authorization, DigestServer, Rejection};
 use crate::relay::users::Users;
 use crate::uri::{Host, MsrpUri, Scheme};
 
+/// A refused body (not forwarded) longer than this many times
+/// [`RelayLimits::max_chunk_bytes`] closes its connection.
+pub const DISCARD_FACTOR: u64 = 16;
+
 /// Port assumed for an MSRP URI without one (the IANA port for MSRP, also Kamailio's default).
 pub const DEFAULT_PORT: u16 = 2855;
 
@@ -103,7 +107,8 @@ pub struct RelayLimits {
     /// Failed requests (AUTH failures, refused forwards) tolerated on a connection that has
     /// had no successful request; one more closes it (RFC 4976 §6.1, §6.3; default 5).
     pub max_failed_requests: u32,
-    /// Largest chunk body forwarded; a larger one is answered `413` (default 64 MiB).
+    /// Largest chunk body forwarded; a larger one is answered `413` (default 64 MiB). A
+    /// refused body that goes on beyond [`DISCARD_FACTOR`] times this closes the connection.
     pub max_chunk_bytes: u64,
     /// Most live Use-Path URIs bound to one connection (default 64); more AUTHs get `403`.
     pub max_sessions_per_connection: usize,
@@ -435,6 +440,8 @@ struct Conn {
     last_rx: u64,
     /// A stall timer is armed.
     stall_armed: bool,
+    /// Body bytes of the current message dropped (not forwarded).
+    discarded: u64,
 }
 
 impl Conn {
@@ -469,6 +476,7 @@ impl Conn {
             closing: false,
             last_rx: 0,
             stall_armed: false,
+            discarded: 0,
         }
     }
 }
@@ -1280,6 +1288,22 @@ impl Relay {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
+        if let Rx::Discard(_) = c.rx {
+            // A body we drop (refused with 413, 481, 403...) going on far beyond any chunk
+            // we accept is an endless body: reading it forever would hold the connection.
+            // Close (a finite oversized chunk just gets its 413).
+            c.discarded += b.len() as u64;
+            let limit = max_chunk.saturating_mul(DISCARD_FACTOR);
+            if c.discarded > limit && !c.closing {
+                self.event(RelayEvent::Rejected {
+                    conn: id,
+                    status: 0,
+                    reason: format!("refused body goes on beyond {limit} bytes"),
+                });
+                self.close_after_flush(id);
+            }
+            return;
+        }
         let Rx::Forward(f) = &mut c.rx else {
             return;
         };
@@ -1496,6 +1520,9 @@ impl Relay {
     }
 
     fn on_head(&mut self, id: ConnId, head: MessageHead, has_body: bool) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.discarded = 0;
+        }
         if !head.is_request() {
             self.on_response(id, head);
             if let Some(c) = self.conns.get_mut(&id) {

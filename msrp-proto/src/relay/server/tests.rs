@@ -1064,6 +1064,48 @@ fn chunk_larger_than_the_limit_gets_413_and_is_aborted_downstream() {
 }
 
 #[test]
+fn endless_body_after_413_closes_the_connection() {
+    let mut w = World::new();
+    w.add_relay(relay(R1, 7001, 7101, 1, |c| {
+        c.limits.max_chunk_bytes = 1000
+    }));
+    let a = w.connect(0, false);
+    let b = w.connect(0, false);
+    let ua = authenticate(&mut w, a, &[&r1_uri()], ALICE, "alice", "alice-pw", None)
+        .head
+        .get("Use-Path")
+        .unwrap()
+        .to_string();
+    let ub = authenticate(&mut w, b, &[&r1_uri()], BOB, "bob", "bob-pw", None)
+        .head
+        .get("Use-Path")
+        .unwrap()
+        .to_string();
+    let head = format!(
+        "MSRP endless1 SEND\r\nTo-Path: {ua} {ub} {BOB}\r\nFrom-Path: {ALICE}\r\n\
+         Message-ID: endless01\r\nByte-Range: 1-*/*\r\nContent-Type: text/plain\r\n\r\n"
+    );
+    w.send(a, head.as_bytes());
+    // 413 once past 1000 bytes; the body goes on: still open up to 16 x 1000 dropped bytes.
+    for _ in 0..16 {
+        w.send(a, &[b'z'; 1000]);
+    }
+    assert_eq!(
+        w.take_one(a).head.status_code(),
+        Some(StatusCode::MESSAGE_TOO_LARGE)
+    );
+    assert!(!w.clients[a].closed);
+    // 1000 forwarded, 1000 in the block that broke the limit, 14 000 dropped so far.
+    for _ in 0..3 {
+        w.send(a, &[b'z'; 1000]);
+    }
+    assert!(w.clients[a].closed);
+    assert!(w.events.iter().any(|e| matches!(e,
+        RelayEvent::Rejected { reason, .. } if reason.contains("beyond 16000 bytes"))));
+    assert!(!w.clients[b].closed);
+}
+
+#[test]
 fn two_senders_to_one_client_do_not_interleave() {
     let (mut w, a, b, ua, ub) = one_relay();
     let c = w.connect(0, false);
