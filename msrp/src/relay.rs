@@ -396,7 +396,28 @@ impl Driver {
         });
         let tx = self.tx.clone();
         let writer = tokio::spawn(async move {
-            while let Some(Some(data)) = wrx.recv().await {
+            loop {
+                // Flush whenever the queue runs dry: over TLS, tokio-rustls accepts bytes whose
+                // records still wait in rustls when the socket is full, and only a later write
+                // or a flush sends them; without this the last bytes of a burst could stay
+                // unsent (the same fix as the endpoint driver's writer). No-op on plain TCP.
+                let next = match wrx.try_recv() {
+                    Ok(next) => next,
+                    Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => break,
+                    Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {
+                        if let Err(e) = wr.flush().await {
+                            let _ = tx.send(Ev::WriteFailed(id, e.to_string())).await;
+                            return;
+                        }
+                        match wrx.recv().await {
+                            Some(next) => next,
+                            None => break,
+                        }
+                    }
+                };
+                let Some(data) = next else {
+                    break;
+                };
                 if let Err(e) = wr.write_all(&data).await {
                     let _ = tx.send(Ev::WriteFailed(id, e.to_string())).await;
                     return;
