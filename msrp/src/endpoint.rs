@@ -932,8 +932,12 @@ struct SessInfo {
 }
 
 struct PendingBody {
-    /// Bytes not yet taken by the core.
+    /// The body; `data[off..]` is not yet taken by the core.
     data: Vec<u8>,
+    /// How much of `data` the core has taken. An offset, not `drain`: a body larger than
+    /// the send window is taken in many steps, and moving the rest down at every step would
+    /// cost time quadratic in its size.
+    off: usize,
     fin: bool,
     done: Option<oneshot::Sender<Result<(), String>>>,
 }
@@ -1060,8 +1064,20 @@ impl Driver {
         let keys: Vec<(SessionHandle, String)> = self.bodies.keys().cloned().collect();
         for k in keys {
             let b = self.bodies.get_mut(&k).expect("listed");
-            if !b.data.is_empty() {
-                match self.core.write_vec(k.0, &k.1, &mut b.data) {
+            if b.off < b.data.len() {
+                // The whole body fits: hand the buffer over without a copy. Else the core
+                // copies what fits now and we remember how far it got.
+                let whole = b.off == 0 && b.data.len() <= self.core.write_capacity(k.0, &k.1);
+                let r = if whole {
+                    self.core.write_vec(k.0, &k.1, &mut b.data)
+                } else {
+                    let r = self.core.write(k.0, &k.1, &b.data[b.off..]);
+                    if let Ok(n) = r {
+                        b.off += n;
+                    }
+                    r
+                };
+                match r {
                     Ok(n) => progress |= n > 0,
                     Err(e) => {
                         let mut b = self.bodies.remove(&k).expect("listed");
@@ -1074,7 +1090,7 @@ impl Driver {
                 }
             }
             let b = self.bodies.get_mut(&k).expect("listed");
-            if b.data.is_empty() {
+            if b.off >= b.data.len() {
                 let mut b = self.bodies.remove(&k).expect("listed");
                 if b.fin {
                     let _ = self.core.finish(k.0, &k.1);
@@ -1369,6 +1385,7 @@ impl Driver {
                                 (session, id.clone()),
                                 PendingBody {
                                     data,
+                                    off: 0,
                                     fin: true,
                                     done: None,
                                 },
@@ -1392,6 +1409,7 @@ impl Driver {
                     (session, message_id),
                     PendingBody {
                         data,
+                        off: 0,
                         fin,
                         done: Some(done),
                     },

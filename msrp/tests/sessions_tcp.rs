@@ -448,3 +448,39 @@ async fn peer_vanishing_mid_transfer_fails_the_session() {
     .await
     .unwrap();
 }
+
+/// An in-memory body many times the send window (`send_bytes`, taken by the core in many
+/// steps) arrives byte for byte: every step continues where the previous one stopped.
+#[tokio::test]
+async fn in_memory_body_larger_than_the_send_window_arrives_intact() {
+    tokio::time::timeout(LIMIT, async {
+        let (a, b) = (endpoint().await, endpoint().await);
+        let (mut sa, mut sb) = negotiate(
+            &a,
+            &b,
+            Reachability::Reachable,
+            Reachability::Reachable,
+            |s| s,
+            |s| s,
+        )
+        .await;
+        sa.connected().await.unwrap();
+        sb.connected().await.unwrap();
+        // 12 MiB + 7 bytes of a pattern where an offset error shows: byte i is a hash of i.
+        let len = (12 << 20) + 7;
+        let body: Vec<u8> = (0..len as u64)
+            .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8)
+            .collect();
+        let out = sa
+            .send_bytes("application/octet-stream", body.clone(), Reports::default())
+            .await
+            .unwrap();
+        let got = receive(&mut sb, 1).await;
+        assert_eq!(got[0].0, out.message_id);
+        assert_eq!(got[0].2.len(), body.len());
+        assert!(got[0].2 == body, "the body arrived altered");
+        assert_eq!(out.outcome().await, Ok(msrp::Outcome::Sent));
+    })
+    .await
+    .unwrap();
+}
