@@ -10,7 +10,8 @@
 //!   it returns how many it consumed and at most one [`Event`]: the head (start line and
 //!   headers, owned), a body fragment (borrowed from your buffer, never copied, never
 //!   buffered whole), or the end-line with its [`Continuation`] flag. Running out of input is
-//!   not an error. [`Limits`] bound everything it holds.
+//!   not an error. [`Limits`] bound everything it holds. [`Parser::parse_ref`] does the same
+//!   with the head borrowed ([`EventRef`], [`HeadRef`]) instead of copied.
 //! - [`write_head`], [`write_body_start`] and [`write_end_line`] produce the wire form
 //!   piece by piece for a sender that streams chunks; [`Message::encode`] does a whole
 //!   message. The writer's output is exactly what the parser accepts.
