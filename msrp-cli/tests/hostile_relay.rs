@@ -19,7 +19,7 @@ use msrp_proto::message::{
     ByteRange, Continuation, Event, Limits, Message, MessageHead, Method, Parser, StatusCode,
 };
 use msrp_proto::relay::digest::{Challenge, Credentials, DigestClient};
-use relay_proc::{Fixture, RelayProc};
+use relay_proc::{rss_kib, Fixture, RelayProc};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const ALICE: &str = "msrp://alice.test:9001/a1;tcp";
@@ -27,15 +27,6 @@ const BOB: &str = "msrp://bob.test:9002/b1;tcp";
 const MALLORY: &str = "msrp://mallory.test:9003/m1;tcp";
 /// Growth of the relay's RSS tolerated over a test (it starts around 10 MiB).
 const RSS_SLACK_KIB: u64 = 24 * 1024;
-
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
 
 /// A blocking TCP connection from a given loopback source address (std cannot bind before
 /// connecting; tokio's TcpSocket can, on a throwaway runtime).

@@ -3,6 +3,9 @@
 //!
 //! Every relay process is killed by a Drop guard; every read has a deadline.
 
+#[path = "common/relay_proc.rs"]
+mod relay_proc;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -19,6 +22,7 @@ use msrp_proto::message::{
 };
 use msrp_proto::relay::digest::{Challenge, Credentials, DigestClient};
 use msrp_proto::uri::MsrpUri;
+use relay_proc::rss_kib;
 
 const REALM: &str = "relay.test";
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -742,15 +746,6 @@ fn config_file_alone_starts_the_relay() {
         .collect();
     let mut fifth = Peer::tcp(r.tcp.unwrap(), ALICE);
     assert!(fifth.closed());
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
 }
 
 /// A receiver that does not read: the relay stops reading the sender (backpressure) instead
