@@ -354,6 +354,18 @@ fn check_value(s: &str) -> Result<(), DigestError> {
     Ok(())
 }
 
+/// Refuses a parsed value whose canonical form (what its `Display` prints, the form we send
+/// or answer with) would be longer than [`MAX_HEADER_LEN`]: quoting token values and escaping
+/// `"` and `\\` can make it longer than the input, and a value that cannot be printed within
+/// the limit would be refused by the next parser as [`DigestError::TooLong`] (found by
+/// fuzzing `digest_parser`).
+fn fits_header(v: &impl fmt::Display) -> Result<(), DigestError> {
+    if v.to_string().len() > MAX_HEADER_LEN {
+        return Err(DigestError::TooLong);
+    }
+    Ok(())
+}
+
 /// Parses `#auth-param` starting at `start` (RFC 7235 §2.1).
 fn parse_params(s: &str, start: usize) -> Result<Vec<Param>, DigestError> {
     let b = s.as_bytes();
@@ -576,6 +588,12 @@ impl Challenge {
     /// Requires realm, nonce and a qop list containing `auth` (RFC 4976 §9.1). `domain` and
     /// unknown parameters are ignored (RFC 4976 §9.1, RFC 7616 §3.3).
     pub fn parse(value: &str) -> Result<Challenge, DigestError> {
+        let v = Self::parse_fields(value)?;
+        fits_header(&v)?;
+        Ok(v)
+    }
+
+    fn parse_fields(value: &str) -> Result<Challenge, DigestError> {
         let params = parse_digest_value(value)?;
         let mut realm = None;
         let mut nonce = None;
@@ -712,6 +730,12 @@ impl Authorization {
     /// Parses an `Authorization` header value. Requires username, realm, nonce, uri, response,
     /// qop, cnonce and nc (RFC 4976 §9.1: clients MUST send qop, cnonce and nc).
     pub fn parse(value: &str) -> Result<Authorization, DigestError> {
+        let v = Self::parse_fields(value)?;
+        fits_header(&v)?;
+        Ok(v)
+    }
+
+    fn parse_fields(value: &str) -> Result<Authorization, DigestError> {
         let params = parse_digest_value(value)?;
         let mut username = None;
         let mut realm = None;
@@ -836,6 +860,12 @@ pub struct AuthenticationInfo {
 impl AuthenticationInfo {
     /// Parses an `Authentication-Info` value; unknown parameters are ignored.
     pub fn parse(value: &str) -> Result<AuthenticationInfo, DigestError> {
+        let v = Self::parse_fields(value)?;
+        fits_header(&v)?;
+        Ok(v)
+    }
+
+    fn parse_fields(value: &str) -> Result<AuthenticationInfo, DigestError> {
         check_value(value)?;
         let mut info = AuthenticationInfo::default();
         for p in parse_params(value, 0)? {
@@ -1849,6 +1879,40 @@ mod tests {
             AuthenticationInfo::parse("qop=\"a/600;0A3\"").unwrap_err(),
             DigestError::BadValue { name: "qop", .. }
         ));
+    }
+
+    /// Found by fuzzing (`digest_parser`, crash-57f713e7): token values are printed quoted and
+    /// parameters separated by `", "`, so a value that fits [`MAX_HEADER_LEN`] as received could
+    /// print to one that does not, and the printed form failed to parse. Such a value is now
+    /// refused as `TooLong` when parsed, so whatever parses prints to something that parses.
+    #[test]
+    fn a_value_whose_printed_form_exceeds_the_limit_is_refused() {
+        let build = |nonce_len: usize| {
+            format!(
+                "Digest username=u,realm=r,nonce={},uri=x,response={},cnonce=c,qop=auth,nc=00000001",
+                "n".repeat(nonce_len),
+                "0".repeat(32)
+            )
+        };
+        let fixed = build(0).len();
+        let at_limit = build(MAX_HEADER_LEN - fixed);
+        assert_eq!(at_limit.len(), MAX_HEADER_LEN);
+        assert_eq!(Authorization::parse(&at_limit).unwrap_err(), DigestError::TooLong);
+        // With room for the quotes and separators it parses, and round-trips.
+        let printed_extra = 40;
+        let fits = build(MAX_HEADER_LEN - fixed - printed_extra);
+        let a = Authorization::parse(&fits).unwrap();
+        assert!(a.to_string().len() <= MAX_HEADER_LEN);
+        assert_eq!(Authorization::parse(&a.to_string()).unwrap(), a);
+        // The same for a challenge and for Authentication-Info.
+        let ch = format!(
+            "Digest realm=r,qop=auth,nonce={}",
+            "n".repeat(MAX_HEADER_LEN - 30)
+        );
+        assert_eq!(ch.len(), MAX_HEADER_LEN);
+        assert_eq!(Challenge::parse(&ch).unwrap_err(), DigestError::TooLong);
+        let info = format!("nextnonce={}", "n".repeat(MAX_HEADER_LEN - 10));
+        assert_eq!(AuthenticationInfo::parse(&info).unwrap_err(), DigestError::TooLong);
     }
 
     const RELAY: &str = "msrps://relay.example.com:2856;tcp";
