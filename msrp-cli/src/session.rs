@@ -1383,6 +1383,18 @@ impl Run {
                         }
                         let msg = format!("nothing happened for {t} s: {}", what.join("; "));
                         session.close();
+                        // Every message still unacknowledged is told as failed, like a
+                        // transaction timeout (RFC 4975 §7.1.1: inform the user that the
+                        // request probably failed; §10.4: 408).
+                        for (id, p) in &pending {
+                            self.out.event(json!({
+                                "event": "failed",
+                                "direction": "out",
+                                "message_id": id,
+                                "status": 408,
+                                "reason": format!("no acknowledgement for {} within {t} s", p.what),
+                            }));
+                        }
                         self.out.event(json!({"event": "closed", "reason": msg}));
                         return Err(fail(EXIT_TIMEOUT, msg));
                     }
@@ -1413,6 +1425,20 @@ impl Run {
                         "status": f.status.as_u16(),
                         "reason": f.reason,
                     }));
+                    // The session is closed now: the other unacknowledged messages are not
+                    // confirmed either (RFC 4975 §7.1.1, the same as a session that ends).
+                    for (id, p) in &pending {
+                        self.out.event(json!({
+                            "event": "failed",
+                            "direction": "out",
+                            "message_id": id,
+                            "status": 408,
+                            "reason": format!(
+                                "session closed before {} was acknowledged: message {} failed",
+                                p.what, f.message_id
+                            ),
+                        }));
+                    }
                     session.close();
                     self.out
                         .event(json!({"event": "closed", "reason": "a message failed"}));

@@ -1,8 +1,8 @@
 //! Fault: the network path between two `msrp` processes is cut (`ip link set down` on the
 //! router of a test network namespace topology) in the middle of a file transfer, and either
 //! restored after 2 s or left down. The path is rate-limited (`tc tbf`, 8 Mbit/s) so the
-//! transfer lasts seconds and the cut falls in its middle. (`tc netem` would be the tool for
-//! loss and delay, but `sch_netem` is not in this kernel: see docs/reliability.md.)
+//! transfer lasts seconds and the cut falls in its middle. Loss and delay on the same path:
+//! `lossy_link.rs` (helpers shared in `common/path_faults.rs`).
 //!
 //! Short cut: TCP retransmits, the file arrives whole (same SHA-256), both exit 0.
 //! Long cut: the sender is told (a `failed` event with status 408 and exit code 3 or 4) within
@@ -13,58 +13,16 @@
 
 #[path = "common/netns.rs"]
 mod netns;
+#[path = "common/path_faults.rs"]
+mod path_faults;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use netns::{Nat, Side, Topology, INSIDE, OUTSIDE};
+use netns::{Nat, Topology};
+use path_faults::{finish, ip_rt, kind, router_links, shape, start_exchange, wait_sending};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 const FILE_BYTES: usize = 4 * 1024 * 1024;
-
-fn router_links(t: &Topology) -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["-n", &t.ns(Side::Router), "-o", "link", "show"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split(": ").nth(1))
-        .map(|n| n.split('@').next().unwrap().to_string())
-        .filter(|n| n != "lo")
-        .collect()
-}
-
-fn ip_rt(t: &Topology, args: &[&str]) {
-    let ns = t.ns(Side::Router);
-    let st = Command::new("ip")
-        .args(["-n", &ns])
-        .args(args)
-        .status()
-        .unwrap();
-    assert!(st.success(), "ip -n {ns} {args:?}");
-}
-
-fn tc_rt(t: &Topology, args: &[&str]) {
-    let st = Command::new("ip")
-        .args(["netns", "exec", &t.ns(Side::Router), "tc"])
-        .args(args)
-        .status()
-        .unwrap();
-    assert!(st.success(), "tc {args:?}");
-}
-
-fn events(log: &str) -> Vec<Value> {
-    log.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v.get("event").is_some())
-        .collect()
-}
-
-fn kind<'a>(ev: &'a [Value], k: &str) -> Vec<&'a Value> {
-    ev.iter().filter(|e| e["event"] == k).collect()
-}
 
 /// What one transfer gave.
 struct Transfer {
@@ -88,85 +46,10 @@ fn transfer_with_cut(cut: Option<u64>, timeout: u64) -> Option<Transfer> {
     }
     let mut t = Topology::build(Nat::None);
     let links = router_links(&t);
-    assert_eq!(links.len(), 2, "{links:?}");
-    for l in &links {
-        tc_rt(
-            &t,
-            &[
-                "qdisc", "add", "dev", l, "root", "tbf", "rate", "8mbit", "burst", "32kb",
-                "latency", "400ms",
-            ],
-        );
-    }
-    let dir = t.dir().to_path_buf();
-    let file = dir.join("payload.bin");
-    let data: Vec<u8> = (0..FILE_BYTES).map(|i| (i * 7 % 251) as u8).collect();
-    std::fs::write(&file, &data).unwrap();
-    let sha = hex(&Sha256::digest(&data));
-    std::fs::create_dir_all(dir.join("recv")).unwrap();
-    let msrp = env!("CARGO_BIN_EXE_msrp");
-    let (offer_sdp, answer_sdp) = (dir.join("offer.sdp"), dir.join("answer.sdp"));
-    let to = timeout.to_string();
-    let listen_out = format!("{OUTSIDE}:0");
-    let listen_in = format!("{INSIDE}:0");
-    let recv_dir = dir.join("recv");
-    let receiver = t.spawn(
-        Side::Inside,
-        "answer",
-        msrp,
-        &[
-            "answer",
-            "--json",
-            "--listen",
-            &listen_in,
-            "--local-sdp",
-            answer_sdp.to_str().unwrap(),
-            "--remote-sdp",
-            offer_sdp.to_str().unwrap(),
-            "--recv-dir",
-            recv_dir.to_str().unwrap(),
-            "--count",
-            "1",
-            "--timeout",
-            &to,
-        ],
-    );
-    let sender = t.spawn(
-        Side::Outside,
-        "offer",
-        msrp,
-        &[
-            "offer",
-            "--json",
-            "--listen",
-            &listen_out,
-            "--local-sdp",
-            offer_sdp.to_str().unwrap(),
-            "--remote-sdp",
-            answer_sdp.to_str().unwrap(),
-            "--send-file",
-            file.to_str().unwrap(),
-            "--timeout",
-            &to,
-        ],
-    );
+    shape(&t, "8mbit");
+    let x = start_exchange(&mut t, FILE_BYTES, &[], timeout);
     // Wait for the sender's `sending` event, then cut 1 s later.
-    let start = Instant::now();
-    while kind(&events(&t.log("offer")), "sending").is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "no sending event:\n{}\n{}",
-            t.log("offer"),
-            t.log("answer")
-        );
-        assert!(
-            t.child(sender).try_wait().unwrap().is_none(),
-            "sender ended early:\n{}\n{}",
-            t.log("offer"),
-            t.log("answer")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_sending(&mut t, &x, Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(1));
     for l in &links {
         ip_rt(&t, &["link", "set", l, "down"]);
@@ -177,38 +60,21 @@ fn transfer_with_cut(cut: Option<u64>, timeout: u64) -> Option<Transfer> {
             ip_rt(&t, &["link", "set", l, "up"]);
         }
     }
-    // Bounded: the sender's waits are at most --timeout each.
-    let limit = Duration::from_secs(timeout * 3 + 20);
-    let end = Instant::now() + limit;
-    let code = loop {
-        if let Some(st) = t.child(sender).try_wait().unwrap() {
-            break st.code().unwrap_or(-1);
-        }
-        assert!(Instant::now() < end, "sender hung:\n{}", t.log("offer"));
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    // Give the receiver its own bounded time to finish.
-    let end = Instant::now() + Duration::from_secs(timeout + 10);
-    let rcode = loop {
-        if let Some(st) = t.child(receiver).try_wait().unwrap() {
-            break Some(st.code().unwrap_or(-1));
-        }
-        if Instant::now() > end {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    // Bounded: the sender's waits are at most --timeout each; then the receiver gets its own
+    // bounded time to finish.
+    let o = finish(
+        &mut t,
+        &x,
+        Duration::from_secs(timeout * 3 + 45),
+        Duration::from_secs(timeout + 10),
+    );
     Some(Transfer {
-        code,
-        sev: events(&t.log("offer")),
-        rev: events(&t.log("answer")),
-        rcode,
-        sha,
+        code: o.code,
+        sev: o.sev,
+        rev: o.rev,
+        rcode: o.rcode,
+        sha: x.file_sha,
     })
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[test]
