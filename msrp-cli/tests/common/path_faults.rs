@@ -547,11 +547,17 @@ pub fn start_exchange(
 /// Waits (at most `limit`) until the sender has printed a `sending` event; panics with both
 /// logs if it ends first or the limit passes.
 pub fn wait_sending(t: &mut Topology, x: &Exchange, limit: Duration) {
+    wait_sender_event(t, x, "sending", limit);
+}
+
+/// Waits (at most `limit`) until the sender has printed an event of kind `k`; panics with
+/// both logs if it ends first or the limit passes.
+pub fn wait_sender_event(t: &mut Topology, x: &Exchange, k: &str, limit: Duration) {
     let start = Instant::now();
-    while kind(&events(&t.log("offer")), "sending").is_empty() {
+    while kind(&events(&t.log("offer")), k).is_empty() {
         assert!(
             start.elapsed() < limit,
-            "no sending event:\n{}\n{}",
+            "no {k} event:\n{}\n{}",
             t.log("offer"),
             t.log("answer")
         );
