@@ -1897,7 +1897,10 @@ mod tests {
         let fixed = build(0).len();
         let at_limit = build(MAX_HEADER_LEN - fixed);
         assert_eq!(at_limit.len(), MAX_HEADER_LEN);
-        assert_eq!(Authorization::parse(&at_limit).unwrap_err(), DigestError::TooLong);
+        assert_eq!(
+            Authorization::parse(&at_limit).unwrap_err(),
+            DigestError::TooLong
+        );
         // With room for the quotes and separators it parses, and round-trips.
         let printed_extra = 40;
         let fits = build(MAX_HEADER_LEN - fixed - printed_extra);
@@ -1912,7 +1915,10 @@ mod tests {
         assert_eq!(ch.len(), MAX_HEADER_LEN);
         assert_eq!(Challenge::parse(&ch).unwrap_err(), DigestError::TooLong);
         let info = format!("nextnonce={}", "n".repeat(MAX_HEADER_LEN - 10));
-        assert_eq!(AuthenticationInfo::parse(&info).unwrap_err(), DigestError::TooLong);
+        assert_eq!(
+            AuthenticationInfo::parse(&info).unwrap_err(),
+            DigestError::TooLong
+        );
     }
 
     const RELAY: &str = "msrps://relay.example.com:2856;tcp";
