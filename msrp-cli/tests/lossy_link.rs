@@ -7,6 +7,10 @@
 //! - delay is a user-space delay line in the router (a TUN device the router forwards
 //!   through, every packet held a fixed time), measured with `ping` before the transfer.
 //!
+//! Tests: 5 % loss (everything arrives once, intact), 60 % loss mid-transfer (408, nothing
+//! undelivered reported delivered), a 100 ms RTT (everything arrives), a 4 s RTT mid-transfer
+//! with `--timeout 3` (408, likewise).
+//!
 //! `msrp offer` (outside) sends a file and text messages to `msrp answer` (inside, saving to
 //! `--recv-dir`). Every wait is bounded; the processes, namespaces and the TUN device are
 //! removed on drop, also when a test fails.
@@ -23,8 +27,8 @@ use std::time::Duration;
 
 use netns::{Nat, Side, Topology, OUTSIDE};
 use path_faults::{
-    assert_all_delivered_once, finish, kind, no_gso, ping, shape, start_exchange,
-    wait_sender_event, DelayLine, Loss,
+    assert_all_delivered_once, events, finish, kind, no_gso, ping, shape, start_exchange,
+    wait_exit, wait_sender_event, DelayLine, Loss,
 };
 
 /// Texts sent with the file: short ones and one of 20,000 bytes (several TCP segments, a
@@ -223,4 +227,101 @@ fn delayed_path_of_100_ms_rtt_carries_a_file_and_messages_intact() {
     assert_all_delivered_once(&x, &o);
     // The transfer went through the delay line (3 MiB is over 2,000 full-size packets).
     assert!(forwarded > 2000, "{forwarded}");
+}
+
+#[test]
+fn delay_beyond_the_transaction_timeout_fails_with_408_and_reports_nothing_undelivered() {
+    if !netns::prerequisites(&["tc"]) {
+        return;
+    }
+    let mut t = Topology::build(Nat::None);
+    shape(&t, "8mbit");
+    let timeout = 3;
+    let x = start_exchange(&mut t, 4 * 1024 * 1024, &texts(), timeout);
+    // Once the first text is acknowledged, every packet is held 2 s each way: a response
+    // now comes 4 s after its request at best, later than --timeout 3.
+    wait_sender_event(&mut t, &x, "delivered", Duration::from_secs(20));
+    let Some(line) = DelayLine::install(&t, Duration::from_secs(2)) else {
+        return;
+    };
+    let mut o = finish(
+        &mut t,
+        &x,
+        Duration::from_secs(timeout * 3 + 30),
+        Duration::ZERO,
+    );
+    let held = line.stats.held.load(std::sync::atomic::Ordering::Relaxed);
+    // The sender's kernel still delivers what its socket held, slowly; without the delay
+    // line that and the FIN reach the receiver at once, and it ends too (the file incomplete).
+    drop(line);
+    o.rcode = wait_exit(&mut t, x.receiver, Duration::from_secs(timeout + 10));
+    o.rev = events(&t.log("answer"));
+    let (sev, rev) = (&o.sev, &o.rev);
+    eprintln!(
+        "sender exit {} after {:?}, receiver {:?}; {} sent, {} delivered, failed (status): {:?}; delay line took {held} packets",
+        o.code,
+        o.sender_time,
+        o.rcode,
+        kind(sev, "sending").len(),
+        kind(sev, "delivered").len(),
+        kind(sev, "failed")
+            .iter()
+            .map(|f| f["status"].to_string())
+            .collect::<Vec<_>>()
+    );
+    assert!(o.code == 3 || o.code == 4, "exit {}: {sev:?}", o.code);
+    let failed = kind(sev, "failed");
+    for f in &failed {
+        assert_eq!(f["direction"], "out", "{f}");
+        assert_eq!(f["status"], 408, "{f}");
+    }
+    assert_eq!(sev.last().map(|e| &e["event"]), Some(&"closed".into()));
+    let file_id = kind(sev, "sending")
+        .iter()
+        .find(|e| e["path"].is_string())
+        .map(|e| e["message_id"].as_str().unwrap().to_string())
+        .expect("the file's sending event");
+    assert!(
+        failed.iter().any(|f| f["message_id"] == *file_id),
+        "{sev:?}"
+    );
+    // A message reported delivered is one the receiver has; each message sent has exactly
+    // one outcome. (The converse need not hold: a message can still arrive after the
+    // sender gave up on it, which is why 408 means "probably failed".)
+    let received: Vec<&str> = kind(rev, "message")
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
+    let delivered: Vec<&str> = kind(sev, "delivered")
+        .iter()
+        .map(|d| d["message_id"].as_str().unwrap())
+        .collect();
+    assert!(!delivered.is_empty(), "{sev:?}");
+    for id in &delivered {
+        assert!(
+            received.contains(id),
+            "{id} delivered, not received: {rev:?}"
+        );
+    }
+    for s in kind(sev, "sending") {
+        let id = s["message_id"].as_str().unwrap();
+        let outcomes = delivered.iter().filter(|d| **d == id).count()
+            + failed.iter().filter(|f| f["message_id"] == id).count();
+        assert_eq!(outcomes, 1, "{id}: {sev:?}");
+    }
+    assert!(
+        o.sender_time < Duration::from_secs(timeout * 3 + 20),
+        "{:?}",
+        o.sender_time
+    );
+    // The traffic after the switch went into the delay line (the sender may give up before
+    // any of it comes out).
+    assert!(held > 0);
+    // The receiver ended, told that the file broke off, and never completed it.
+    assert!(
+        matches!(o.rcode, Some(c) if c != 0),
+        "receiver {:?}: {rev:?}",
+        o.rcode
+    );
+    assert!(!received.contains(&file_id.as_str()), "{rev:?}");
 }

@@ -219,6 +219,8 @@ impl Loss {
 /// What a [`DelayLine`] did.
 #[derive(Debug, Default)]
 pub struct DelayStats {
+    /// Packets taken into the queue.
+    pub held: AtomicU64,
     /// Packets held and forwarded.
     pub forwarded: AtomicU64,
     /// Packets dropped because the queue was full.
@@ -304,7 +306,9 @@ impl DelayLine {
                 // Blocks; ends with an error when the device is deleted (see Drop).
                 let Ok(n) = rdev.recv(&mut buf) else { break };
                 match tx.try_send((Instant::now() + one_way, buf[..n].to_vec())) {
-                    Ok(()) => {}
+                    Ok(()) => {
+                        rstats.held.fetch_add(1, Ordering::Relaxed);
+                    }
                     Err(TrySendError::Full(_)) => {
                         rstats.dropped.fetch_add(1, Ordering::Relaxed);
                     }
@@ -623,6 +627,20 @@ pub fn finish(
         sev: events(&t.log("offer")),
         rev: events(&t.log("answer")),
         sender_time,
+    }
+}
+
+/// Waits up to `limit` for process `idx` to exit: its exit code, `None` if still running.
+pub fn wait_exit(t: &mut Topology, idx: usize, limit: Duration) -> Option<i32> {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(st) = t.child(idx).try_wait().unwrap() {
+            return Some(st.code().unwrap_or(-1));
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
