@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use msrp_proto::endpoint::{
-    hard_output_limit, ConnectionHandle, Endpoint, EndpointConfig, Event, SessionParams, SessionRole,
+    hard_output_limit, ConnectionHandle, Endpoint, EndpointConfig, Event, SessionParams,
+    SessionRole,
 };
 use msrp_proto::message::Limits;
 use msrp_proto::session::{MessageSpec, SessionConfig};
@@ -46,12 +47,24 @@ fn request(b: &[u8]) -> Vec<u8> {
     let g = |i: usize| b.get(i).copied().unwrap_or(0);
     let tid = format!("t{:02x}{:02x}", g(0), g(1) & 7);
     let to = if g(2) & 1 == 0 { ME } else { ME2 };
-    let from = if g(2) & 2 == 0 { PEER } else { "msrp://203.0.113.9:9/mallory;tcp" };
+    let from = if g(2) & 2 == 0 {
+        PEER
+    } else {
+        "msrp://203.0.113.9:9/mallory;tcp"
+    };
     let method = if g(2) & 4 == 0 { "SEND" } else { "REPORT" };
     let start = u64::from(g(3)) + 1;
     let len = u64::from(g(4) % 40);
-    let total = if g(2) & 8 == 0 { format!("{}", start + len + u64::from(g(5) % 3)) } else { "*".into() };
-    let end = if g(2) & 16 == 0 { format!("{}", start + len.max(1) - 1) } else { "*".into() };
+    let total = if g(2) & 8 == 0 {
+        format!("{}", start + len + u64::from(g(5) % 3))
+    } else {
+        "*".into()
+    };
+    let end = if g(2) & 16 == 0 {
+        format!("{}", start + len.max(1) - 1)
+    } else {
+        "*".into()
+    };
     let flag = match g(6) % 3 {
         0 => '$',
         1 => '+',
@@ -62,7 +75,10 @@ fn request(b: &[u8]) -> Vec<u8> {
         g(7) & 3
     );
     if method == "REPORT" {
-        m.push_str(&format!("Status: 000 {}\r\n", [200, 413, 481, 999][usize::from(g(5) & 3)]));
+        m.push_str(&format!(
+            "Status: 000 {}\r\n",
+            [200, 413, 481, 999][usize::from(g(5) & 3)]
+        ));
         m.push_str(&format!("-------{tid}$\r\n"));
     } else if len > 0 {
         m.push_str("Content-Type: text/plain\r\n\r\n");
@@ -107,7 +123,10 @@ fuzz_target!(|data: &[u8]| {
     let mut now = t0;
     let mut conns: Vec<ConnectionHandle> = Vec::new();
     let mut sessions = Vec::new();
-    sessions.push(ep.add_session(params(ME, PEER, SessionRole::Passive), now).unwrap());
+    sessions.push(
+        ep.add_session(params(ME, PEER, SessionRole::Passive), now)
+            .unwrap(),
+    );
     let mut i = 0;
     let mut steps = 0;
     while i < data.len() && steps < 256 {
@@ -149,7 +168,12 @@ fuzz_target!(|data: &[u8]| {
                 ep.handle_timeout(now);
                 while ep.poll_event().is_some() {}
                 if let Some(d) = ep.poll_timeout() {
-                    assert!(d > now, "deadline {:?} not after now {:?}", d - t0, now - t0);
+                    assert!(
+                        d > now,
+                        "deadline {:?} not after now {:?}",
+                        d - t0,
+                        now - t0
+                    );
                 }
                 i += 1;
             }
@@ -207,7 +231,11 @@ fuzz_target!(|data: &[u8]| {
         // (plus one input's worth of responses).
         let bound = ep.connections().count().max(1)
             * (2048 + 64 + hard_output_limit(cfg.max_pending_output) + 64 * 1024);
-        assert!(ep.buffered_bytes() <= bound, "{} > {bound}", ep.buffered_bytes());
+        assert!(
+            ep.buffered_bytes() <= bound,
+            "{} > {bound}",
+            ep.buffered_bytes()
+        );
         conns.retain(|c| ep.connection(*c).is_some());
     }
 });

@@ -26,7 +26,11 @@ fuzz_target!(|data: &[u8]| {
         k += 1;
         buf.extend_from_slice(&input[pos..pos + n]);
         pos += n;
-        assert!(buf.len() <= limits.max_head_bytes + 44 + 256, "buffer grew to {}", buf.len());
+        assert!(
+            buf.len() <= limits.max_head_bytes + 44 + 256,
+            "buffer grew to {}",
+            buf.len()
+        );
         let mut used = 0;
         loop {
             match p.parse(&buf[used..]) {
@@ -36,11 +40,20 @@ fuzz_target!(|data: &[u8]| {
                     match ev {
                         None => break,
                         Some(Event::Head { head, body }) => {
-                            cur = Some(Message { head, body: body.then(Vec::new), continuation: Continuation::Complete })
+                            cur = Some(Message {
+                                head,
+                                body: body.then(Vec::new),
+                                continuation: Continuation::Complete,
+                            })
                         }
                         Some(Event::Body(b)) => {
                             assert!(!b.is_empty());
-                            cur.as_mut().unwrap().body.as_mut().unwrap().extend_from_slice(b)
+                            cur.as_mut()
+                                .unwrap()
+                                .body
+                                .as_mut()
+                                .unwrap()
+                                .extend_from_slice(b)
                         }
                         Some(Event::End(f)) => {
                             let mut m = cur.take().unwrap();

@@ -9,7 +9,11 @@ use msrp_proto::sdp::{
 };
 
 fn config(flags: u8, port: u16, sid: &str) -> LocalConfig {
-    let ip = if flags & 1 == 0 { "192.0.2.1" } else { "[2001:db8::1]" };
+    let ip = if flags & 1 == 0 {
+        "192.0.2.1"
+    } else {
+        "[2001:db8::1]"
+    };
     let mut cfg = LocalConfig::new(format!("{ip}:{port}").parse().unwrap(), sid);
     if flags & 2 != 0 {
         cfg.reachability = Reachability::BehindNat;

@@ -32,7 +32,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let transport = if mode & 1 == 1 { Transport::Tcp } else { Transport::Udp };
+    let transport = if mode & 1 == 1 {
+        Transport::Tcp
+    } else {
+        Transport::Udp
+    };
     let server = "203.0.113.1:3478".parse().unwrap();
     let local = "192.0.2.10:5000".parse().unwrap();
     let t0 = Instant::now();
