@@ -13,7 +13,7 @@ count() {
     valgrind --tool=callgrind --callgrind-out-file="$tmp/out" "$bin" "$1" "$2" 2>"$tmp/log"
     sed -n 's/^summary: //p' "$tmp/out"
 }
-for side in httparse msrp msrp_owned; do
+for side in httparse msrp msrp_events msrp_owned; do
     base=$(count "$side" 0)
     full=$(count "$side" "$n")
     echo "$side: $(( (full - base) / n )) instructions per message"

@@ -98,6 +98,91 @@ fn events_come_in_order_and_body_is_borrowed() {
     assert_eq!(p.parse(&[]).unwrap(), (0, None));
 }
 
+/// `parse_message_ref`: a message whole in the buffer comes at once (zero copy, body and
+/// flag, bodiless and empty body distinct); a partial one, or one whose body or end-line
+/// is wrong, comes as its head and then the same events or error as from `parse_ref`.
+#[test]
+fn whole_messages_come_at_once_and_parts_otherwise() {
+    use msrp_proto::message::{write_message_ref, EventRef, MessageEventRef};
+    let wire = crlf(SEND);
+    let mut p = Parser::new(Limits::default());
+    let (n, ev) = p.parse_message_ref(&wire).unwrap();
+    assert_eq!(n, wire.len());
+    let Some(MessageEventRef::Message(m)) = ev else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(m.head.message_id(), Some("87652491"));
+    let body = m.body.unwrap();
+    assert_eq!(body, b"Hey Bob, are you there?");
+    assert_eq!(body.as_ptr(), wire[wire.len() - 43..].as_ptr());
+    assert_eq!(m.end, Continuation::Complete);
+    let mut out = Vec::new();
+    write_message_ref(&m, &mut out);
+    assert_eq!(out, wire);
+    assert!(p.is_idle());
+    assert_eq!(p.offset(), wire.len() as u64);
+    assert_eq!(p.body_len(), 23);
+
+    // bodiless, and an empty body
+    for (text, has_body) in [
+        ("MSRP abcd1234 SEND\nTo-Path: msrp://b.example.com:1/s;tcp\nFrom-Path: msrp://a.example.com:1/s;tcp\n-------abcd1234$\n", false),
+        ("MSRP abcd1234 SEND\nTo-Path: msrp://b.example.com:1/s;tcp\nFrom-Path: msrp://a.example.com:1/s;tcp\nContent-Type: text/plain\n\n\n-------abcd1234+\n", true),
+    ] {
+        let wire = crlf(text);
+        let mut p = Parser::new(Limits::default());
+        let (n, ev) = p.parse_message_ref(&wire).unwrap();
+        assert_eq!(n, wire.len());
+        let Some(MessageEventRef::Message(m)) = ev else {
+            panic!("{ev:?}")
+        };
+        assert_eq!(m.body, has_body.then_some(&b""[..]));
+        let mut out = Vec::new();
+        write_message_ref(&m, &mut out);
+        assert_eq!(out, wire);
+    }
+
+    // incomplete: the head alone, then the rest as parse_ref gives it
+    let cut = wire.len() - 5;
+    let mut p = Parser::new(Limits::default());
+    let (n, ev) = p.parse_message_ref(&wire[..cut]).unwrap();
+    assert!(matches!(
+        ev,
+        Some(MessageEventRef::Part(EventRef::Head { body: true, .. }))
+    ));
+    let (n2, ev) = p.parse_message_ref(&wire[n..cut]).unwrap();
+    assert_eq!(
+        ev,
+        Some(MessageEventRef::Part(EventRef::Body(
+            b"Hey Bob, are you there?"
+        )))
+    );
+    let (_, ev) = p.parse_message_ref(&wire[n + n2..]).unwrap();
+    assert_eq!(
+        ev,
+        Some(MessageEventRef::Part(EventRef::End(Continuation::Complete)))
+    );
+
+    // a broken end-line: the head, then the error at the same offset as parse gives
+    let bad = crlf(&SEND.replace("a786hjs2$", "a786hjs2?"));
+    let mut p = Parser::new(Limits::default());
+    let (n, ev) = p.parse_message_ref(&bad).unwrap();
+    assert!(matches!(
+        ev,
+        Some(MessageEventRef::Part(EventRef::Head { .. }))
+    ));
+    let (n2, ev) = p.parse_message_ref(&bad[n..]).unwrap();
+    assert_eq!(
+        ev,
+        Some(MessageEventRef::Part(EventRef::Body(
+            b"Hey Bob, are you there?"
+        )))
+    );
+    let e = p.parse_message_ref(&bad[n + n2..]).unwrap_err();
+    let expected = parse_messages(&bad, Limits::default()).unwrap_err();
+    assert_eq!(e, expected);
+    assert_eq!(e.kind(), &MessageError::InvalidContinuationFlag);
+}
+
 #[test]
 fn every_split_gives_the_same_messages() {
     let mut wire = crlf(SEND);

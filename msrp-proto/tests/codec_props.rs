@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_paths_agree, parse_in_pieces};
+use common::{assert_paths_agree, parse_in_pieces, parse_in_pieces_with};
 use msrp_proto::message::{
     body_contains_end_line, parse_messages, ByteRange, Continuation, FailureReport, HeaderKind,
     Limits, Message, MessageHead, Method, StatusCode,
@@ -225,6 +225,9 @@ proptest! {
         let whole = parse_messages(&wire, Limits::default()).unwrap();
         prop_assert_eq!(&whole, &msgs);
         let (pieces, _) = parse_in_pieces(&wire, &cuts, Limits::default());
+        prop_assert_eq!(pieces.unwrap(), whole.clone());
+        // whole messages when the buffer holds them, parts otherwise (parse_message_ref)
+        let (pieces, _) = parse_in_pieces_with(&wire, &cuts, Limits::default(), true);
         prop_assert_eq!(pieces.unwrap(), whole);
     }
 
@@ -237,6 +240,9 @@ proptest! {
         input.extend_from_slice(&data);
         let whole = parse_messages(&input, Limits::default());
         let (split, _) = parse_in_pieces(&input, &[cut.index(input.len())], Limits::default());
+        prop_assert_eq!(&whole, &split);
+        let (split, _) =
+            parse_in_pieces_with(&input, &[cut.index(input.len())], Limits::default(), true);
         prop_assert_eq!(whole, split);
         assert_paths_agree(&input, Limits::default());
     }

@@ -4,8 +4,8 @@
 
 use criterion::black_box;
 use msrp_proto::message::{
-    write_body_start, write_end_line, write_head, write_head_ref, Event, EventRef, MessageHead,
-    Parser,
+    write_body_start, write_end_line, write_head, write_head_ref, write_message_ref, Event,
+    EventRef, MessageEventRef, MessageHead, Parser,
 };
 
 /// The RFC 4975 §11.1 SEND (205 bytes: five headers, a 14-byte body).
@@ -35,9 +35,45 @@ pub fn http_equivalent() -> Vec<u8> {
 }
 
 /// Parses one message with `p` (a connection's parser, reused from message to message) and
-/// writes it back into `out`. The head is borrowed ([`Parser::parse_ref`]): checked and
-/// indexed exactly as for the owned head, without the copy.
+/// writes it back into `out`, as a consumer that takes whole messages when it can: a message
+/// complete in the buffer comes from one [`Parser::parse_message_ref`] call (head borrowed,
+/// checked and indexed exactly as for the owned head) and is written with
+/// [`write_message_ref`]; a partial one comes in parts, as from [`Parser::parse_ref`].
 pub fn parse_and_write(p: &mut Parser, data: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let mut pos = 0;
+    let mut head: Option<(&[u8], bool)> = None;
+    loop {
+        let (n, ev) = p.parse_message_ref(&data[pos..]).unwrap();
+        pos += n;
+        match ev {
+            Some(MessageEventRef::Message(m)) => {
+                write_message_ref(&m, out);
+                black_box(m);
+                return;
+            }
+            Some(MessageEventRef::Part(EventRef::Head { head: h, body })) => {
+                write_head_ref(&h, out);
+                if body {
+                    write_body_start(out);
+                }
+                head = Some((h.transaction_id_bytes(), body));
+                black_box(h);
+            }
+            Some(MessageEventRef::Part(EventRef::Body(b))) => out.extend_from_slice(b),
+            Some(MessageEventRef::Part(EventRef::End(f))) => {
+                let (tid, body) = head.take().unwrap();
+                write_end_line(tid, body, f, out);
+                return;
+            }
+            None => unreachable!(),
+        }
+    }
+}
+
+/// [`parse_and_write`] event by event ([`Parser::parse_ref`]: head, body, end-line from
+/// three calls; the target workload before `parse_message_ref`, information).
+pub fn parse_and_write_events(p: &mut Parser, data: &[u8], out: &mut Vec<u8>) {
     out.clear();
     let mut pos = 0;
     let mut head: Option<(&[u8], bool)> = None;

@@ -11,7 +11,9 @@
 //!   headers, owned), a body fragment (borrowed from your buffer, never copied, never
 //!   buffered whole), or the end-line with its [`Continuation`] flag. Running out of input is
 //!   not an error. [`Limits`] bound everything it holds. [`Parser::parse_ref`] does the same
-//!   with the head borrowed ([`EventRef`], [`HeadRef`]) instead of copied.
+//!   with the head borrowed ([`EventRef`], [`HeadRef`]) instead of copied, and
+//!   [`Parser::parse_message_ref`] gives a message that is whole in the buffer at once
+//!   ([`MessageRef`]; [`write_message_ref`] writes it back).
 //! - [`write_head`], [`write_body_start`] and [`write_end_line`] produce the wire form
 //!   piece by piece for a sender that streams chunks; [`Message::encode`] does a whole
 //!   message. The writer's output is exactly what the parser accepts.
@@ -63,11 +65,12 @@ mod write;
 pub use error::{ErrorCategory, MessageError, ParseError};
 pub use head::{HeadRef, HeaderRef, MessageHead, StartLine};
 pub use header::{is_ident, is_ident_char, ContentType, FailureReport, HeaderKind, StatusHeader};
-pub use parse::{parse_messages, Event, EventRef, Parser};
+pub use parse::{parse_messages, Event, EventRef, MessageEventRef, MessageRef, Parser};
 pub use range::{ByteRange, ByteRangeError};
 pub use status::StatusCode;
 pub use write::{
     body_contains_end_line, write_body_start, write_end_line, write_head, write_head_ref,
+    write_message_ref,
 };
 
 use std::fmt;

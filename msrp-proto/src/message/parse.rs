@@ -130,6 +130,31 @@ pub enum EventRef<'p, 'b> {
     End(Continuation),
 }
 
+/// A whole message found in one buffer by [`Parser::parse_message_ref`]: its head, its
+/// body and its end-line's flag. Equivalent to the [`EventRef::Head`], [`EventRef::Body`]
+/// (absent for an empty body) and [`EventRef::End`] events [`Parser::parse_ref`] gives for
+/// the same bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MessageRef<'p, 'b> {
+    /// The head, borrowed from the buffer (text) and the parser (header index).
+    pub head: HeadRef<'p, 'b>,
+    /// The body (possibly empty), borrowed from the buffer; `None` for a message without one
+    /// (RFC 4975 §7.1: bodiless requests and requests with an empty body are distinct).
+    pub body: Option<&'b [u8]>,
+    /// The end-line's continuation flag.
+    pub end: Continuation,
+}
+
+/// What [`Parser::parse_message_ref`] produced.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MessageEventRef<'p, 'b> {
+    /// The buffer held a whole message (head, body, end-line): all of it at once.
+    Message(MessageRef<'p, 'b>),
+    /// A part of a message, exactly as [`Parser::parse_ref`] gives it (the message is not
+    /// complete in the buffer, or the part after the head goes the general way).
+    Part(EventRef<'p, 'b>),
+}
+
 /// An event before the head is attached: `Head` holds the head's length in the buffer.
 enum Ev<'b> {
     Head { len: usize, body: bool },
@@ -294,17 +319,23 @@ impl Parser {
             State::Body => self.parse_body(buf),
             State::EndLine => self.parse_end_line(buf),
         };
+        self.attach(buf, r)
+    }
+
+    /// The result of a step as [`parse_ref`](Self::parse_ref) returns it: the offset moved
+    /// on, the head attached, an error recorded.
+    #[inline(always)]
+    fn attach<'p, 'b>(
+        &'p mut self,
+        buf: &'b [u8],
+        r: Step<'b>,
+    ) -> Result<(usize, Option<EventRef<'p, 'b>>), ParseError> {
         match r {
             Ok((n, ev)) => {
                 self.offset += n as u64;
                 let ev = ev.map(|ev| match ev {
                     Ev::Head { len, body } => EventRef::Head {
-                        head: HeadRef::new(
-                            &buf[..len],
-                            self.done_tid,
-                            &self.done_start,
-                            &self.entries,
-                        ),
+                        head: self.head_ref(&buf[..len]),
                         body,
                     },
                     Ev::Body(b) => EventRef::Body(b),
@@ -313,6 +344,94 @@ impl Parser {
                 Ok((n, ev))
             }
             Err((at, kind)) => Err(self.fail(at, kind)),
+        }
+    }
+
+    /// The head last emitted, its text being `raw`.
+    #[inline(always)]
+    fn head_ref<'p, 'b>(&'p self, raw: &'b [u8]) -> HeadRef<'p, 'b> {
+        HeadRef::new(raw, self.done_tid, &self.done_start, &self.entries)
+    }
+
+    /// [`parse_ref`](Self::parse_ref) for a consumer that takes whole messages when it can:
+    /// when `buf` holds a complete message (head, body and end-line) from where the parser
+    /// stands, it is consumed and returned in one [`MessageEventRef::Message`]; otherwise the
+    /// result is exactly what `parse_ref` gives, as [`MessageEventRef::Part`]. Same checks,
+    /// same errors at the same offsets, same contract; the calls may be mixed with `parse_ref`
+    /// and [`parse`](Self::parse).
+    ///
+    /// A message whose body or end-line would give an error (or anything unusual there, such
+    /// as a body beginning with `-`) is delivered as its head alone; the next call then gives
+    /// the body or the error, as `parse_ref` would.
+    pub fn parse_message_ref<'p, 'b>(
+        &'p mut self,
+        buf: &'b [u8],
+    ) -> Result<(usize, Option<MessageEventRef<'p, 'b>>), ParseError> {
+        if self.state != State::Head || self.poisoned.is_some() {
+            let (n, ev) = self.parse_ref(buf)?;
+            return Ok((n, ev.map(MessageEventRef::Part)));
+        }
+        let r = self.parse_head(buf);
+        if let Ok((n, Some(Ev::Head { len, body }))) = r {
+            let rest = &buf[n..];
+            let whole = if body {
+                self.whole_body(rest)
+            } else {
+                match self.parse_end_line(rest) {
+                    Ok((used, Some(Ev::End(flag)))) => Some((0, flag, used)),
+                    // Incomplete or an error: the next call reports it.
+                    _ => None,
+                }
+            };
+            if let Some((body_len, end, used)) = whole {
+                self.state = State::Head;
+                self.body_len = body_len as u64;
+                self.offset += (n + used) as u64;
+                let msg = MessageRef {
+                    head: self.head_ref(&buf[..len]),
+                    body: body.then(|| &rest[..body_len]),
+                    end,
+                };
+                return Ok((n + used, Some(MessageEventRef::Message(msg))));
+            }
+        }
+        let (n, ev) = self.attach(buf, r)?;
+        Ok((n, ev.map(MessageEventRef::Part)))
+    }
+
+    /// After a head with a body: if `buf` holds the whole body and its end-line, and
+    /// [`parse_body`](Self::parse_body) would give them without an error, the body's length,
+    /// the flag and the bytes used. Changes nothing (on `None` the general path goes on).
+    #[inline(always)]
+    fn whole_body(&self, buf: &[u8]) -> Option<(usize, Continuation, usize)> {
+        // A body beginning with '-' may be an end-line without its CRLF (RFC 4975 §7.1; the
+        // `body_checked` test of parse_body): leave it to the general path.
+        if buf.first() == Some(&b'-') {
+            return None;
+        }
+        let tl = self.tid_len;
+        let mut from = 0;
+        loop {
+            let m = from + find_end_prefix(&buf[from..])?;
+            let after = m + END_PREFIX.len();
+            if buf.len() < after + tl {
+                // No complete end-line can follow.
+                return None;
+            }
+            if !eq_short(&buf[after..after + tl], self.tid()) {
+                from = m + 1;
+                continue;
+            }
+            return match classify_tail(&buf[after + tl..]) {
+                // "\r\n-------" and a longer transaction id: body (RFC 4975 §7.1).
+                Tail::Other => {
+                    from = m + 1;
+                    continue;
+                }
+                // The body limit as emit_body checks it (body_len is 0 after the head).
+                Tail::End(flag) if m as u64 <= self.body_limit => Some((m, flag, after + tl + 3)),
+                _ => None,
+            };
         }
     }
 

@@ -5,7 +5,7 @@
 //! all for a message in memory.
 
 use super::parse::{classify_tail, Tail};
-use super::{Continuation, HeadRef, MessageHead};
+use super::{Continuation, HeadRef, MessageHead, MessageRef};
 use memchr::memmem;
 
 /// Appends the start line and headers (each ending in CRLF) exactly as held by `head`.
@@ -17,6 +17,27 @@ pub fn write_head(head: &MessageHead, out: &mut Vec<u8>) {
 /// gives it): appends its text unchanged.
 pub fn write_head_ref(head: &HeadRef<'_, '_>, out: &mut Vec<u8>) {
     out.extend_from_slice(head.as_bytes());
+}
+
+/// Appends a whole message as [`Parser::parse_message_ref`](super::Parser::parse_message_ref)
+/// gives it: the head, for a body the blank line and the body, then the end-line (RFC 4975
+/// §7.1: the CRLF before the end-line after a body). The same bytes as [`write_head_ref`],
+/// [`write_body_start`], the body and [`write_end_line`], with one reservation.
+pub fn write_message_ref(msg: &MessageRef<'_, '_>, out: &mut Vec<u8>) {
+    let head = msg.head.as_bytes();
+    let tid = msg.head.transaction_id_bytes();
+    out.reserve(head.len() + msg.body.map_or(0, |b| b.len() + 4) + tid.len() + 10);
+    out.extend_from_slice(head);
+    match msg.body {
+        Some(body) => {
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(body);
+            out.extend_from_slice(b"\r\n-------");
+        }
+        None => out.extend_from_slice(b"-------"),
+    }
+    out.extend_from_slice(tid);
+    out.extend_from_slice(&[msg.end.as_byte(), b'\r', b'\n']);
 }
 
 /// Appends the blank line that separates the headers from a body (RFC 4975 §7.1: "The body
