@@ -367,8 +367,18 @@ pub(crate) fn common_form_len(b: &[u8]) -> Option<usize> {
     }
     i += 1;
     let t = i;
-    while i < b.len() && URI_CLASS[b[i] as usize] & ALNUM != 0 {
-        i += 1;
+    // "tcp" (RFC 4975 §9 `transport`, case-insensitive) followed by SP or CR, as one word;
+    // `| 0x20` folds only T, C and P onto t, c and p: the same as the run below
+    let tcp = b.get(i..i + 4).is_some_and(|w| {
+        let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) | 0x0020_2020;
+        w == u32::from_le_bytes(*b"tcp\r") || w == u32::from_le_bytes(*b"tcp ")
+    });
+    if tcp {
+        i += 3;
+    } else {
+        while i < b.len() && URI_CLASS[b[i] as usize] & ALNUM != 0 {
+            i += 1;
+        }
     }
     if i == t || i > MAX_URI_LEN || (i < b.len() && b[i] != b' ' && b[i] != b'\r') {
         return None;
@@ -740,6 +750,36 @@ mod tests {
         assert!(MsrpUri::parse("msrp://hé:1/a;tcp").is_err());
     }
 
+    /// The one-word "tcp" check ends the transport where the alnum run does.
+    #[test]
+    fn transport_word_check_agrees_with_the_run() {
+        for t in [
+            "tcp", "TCP", "tCp", "tcp1", "tcpx", "tc", "t", "", "tls", "tcp;", "Tcp_", "tcq",
+        ] {
+            for end in [
+                "",
+                " ",
+                "\r",
+                "\r\n",
+                " msrp://x.example.com;tcp",
+                ";",
+                "\n",
+                "\0",
+                "é",
+            ] {
+                let s = format!("msrp://h.example.com:1/s;{t}{end}");
+                let b = s.as_bytes();
+                let t0 = b.iter().position(|&c| c == b';').unwrap() + 1;
+                let mut i = t0;
+                while i < b.len() && b[i].is_ascii_alphanumeric() {
+                    i += 1;
+                }
+                let want = (i > t0 && (i == b.len() || b[i] == b' ' || b[i] == b'\r')).then_some(i);
+                assert_eq!(common_form_len(b), want, "{s:?}");
+            }
+        }
+    }
+
     #[test]
     fn fast_validation_agrees_with_full_parser() {
         for s in [
@@ -759,6 +799,22 @@ mod tests {
             "msrp://h;tcp",
             "msrp://;tcp",
             "msrp:///a;tcp",
+            "msrp://biloxi.example.com:12763/kjhd37s2s20w2a;tcp",
+            "msrp://biloxi.example.com:127634/kjhd37s2s20w2a;tcp",
+            "msrp://biloxi.example.com:99999/kjhd37s2s20w2a;tcp",
+            "msrp://biloxi.example.com:/kjhd37s2s20w2a;tcp",
+            "msrp://biloxi.exa_mple.com:1/kjhd37s2s20w2a;tcp",
+            "msrp://biloxi.example.com:1/kjhd37s2s2,0w2a;tcp",
+            "msrp://biloxi.example.com:1/kjhd37s~_=+/.-0w2a;tcpabcdefgh123",
+            "msrp://biloxi.example.com:1/kjhd37s~_=+/.-0w2a;tcp_abcdefgh123",
+            "msrp://123.456.789.012.345.678.9/kjhd37s2s20w2a;tcp",
+            "msrp://123.456.789.012.345.678.9a/kjhd37s2s20w2a;tcp",
+            "msrp://h.example.com:1/s;TcP",
+            "msrp://h.example.com:1/s;tcp1",
+            "msrp://h.example.com:1/s;tc",
+            "msrp://h.example.com:1/s;tcp;",
+            "msrp://h.example.com:1/s;tcp ",
+            "msrp://h.example.com:1/s;tcp\r",
         ] {
             assert_eq!(
                 MsrpUri::validate(s).is_ok(),

@@ -619,7 +619,12 @@ impl Parser {
         self.request = matches!(start, Start::Request(_));
         let tid = Span::new(5, 5 + tid.len());
 
-        let mut checker = HeadChecker::default();
+        // The header rules (HeadChecker's, RFC 4975 §7.1, §9), checked as one conjunction at
+        // the end: this path only needs to know whether they all hold (otherwise the general
+        // path runs and reports the first one broken).
+        let mut seen = 0u32;
+        let mut count = 0usize;
+        let mut last = HeaderKind::Extension;
         let mut i = cr + 2;
         loop {
             let ls = i;
@@ -629,7 +634,8 @@ impl Parser {
                     if buf.get(ls + 1) != Some(&b'\n') || ls + 2 > limits.max_head_bytes {
                         return None;
                     }
-                    return self.fast_finish(buf, &checker, start, tid, ls, ls + 2, true, high);
+                    let rules = FastRules { seen, count, last };
+                    return self.fast_finish(buf, rules, start, tid, ls, ls + 2, true, high);
                 }
                 b'-' => {
                     // The end-line right after the headers: no body. As in the general
@@ -641,15 +647,22 @@ impl Parser {
                         LineScan::End(_) => {}
                         _ => return None,
                     }
-                    return self.fast_finish(buf, &checker, start, tid, ls, ls, false, high);
+                    let rules = FastRules { seen, count, last };
+                    return self.fast_finish(buf, rules, start, tid, ls, ls, false, high);
                 }
                 _ => {}
             }
-            if checker.count >= limits.max_headers {
+            if count >= limits.max_headers {
                 return None;
             }
-            // RFC 4975 §9: hname ":" SP hval
-            let (kind, colon) = match header::known_header(&buf[ls..]) {
+            // RFC 4975 §9: hname ":" SP hval; To-Path first and From-Path second are tried
+            // first there
+            let known = match count {
+                0 => header::known_header_expecting(&buf[ls..], HeaderKind::ToPath),
+                1 => header::known_header_expecting(&buf[ls..], HeaderKind::FromPath),
+                _ => header::known_header(&buf[ls..]),
+            };
+            let (kind, colon) = match known {
                 Some(k) => k,
                 None => {
                     let line = &buf[ls..buf.len().min(ls + limits.max_head_bytes)];
@@ -688,7 +701,14 @@ impl Parser {
             if cr + 2 > limits.max_head_bytes || buf.get(cr + 1) != Some(&b'\n') {
                 return None;
             }
-            checker.add(kind).ok()?;
+            // no second one of a single header (RFC 4975 §9)
+            let bit = kind.bit();
+            if bit & HeaderKind::SINGLE & seen != 0 {
+                return None;
+            }
+            seen |= bit;
+            count += 1;
+            last = kind;
             self.entries.push(Entry {
                 name: Span::new(ls, ls + colon),
                 value: Span::new(vs, cr),
@@ -704,7 +724,7 @@ impl Parser {
     fn fast_finish<'b>(
         &mut self,
         buf: &[u8],
-        checker: &HeadChecker,
+        rules: FastRules,
         start: Start,
         tid: Span,
         head_end: usize,
@@ -712,7 +732,20 @@ impl Parser {
         body: bool,
         high: bool,
     ) -> Option<(usize, Option<Ev<'b>>)> {
-        checker.finish(self.request, body).ok()?;
+        // HeadChecker::add and HeadChecker::finish, all at once (no duplicates was checked
+        // header by header): To-Path first and From-Path second (RFC 4975 §9); with a body,
+        // a request whose last header is Content-Type, else no MIME header (§7.1)
+        let order = rules.count >= 2
+            && self.entries[0].kind == HeaderKind::ToPath
+            && self.entries[1].kind == HeaderKind::FromPath;
+        let body_rules = if body {
+            self.request && rules.last == HeaderKind::ContentType
+        } else {
+            rules.seen & HeaderKind::MIME == 0
+        };
+        if !(order && body_rules) {
+            return None;
+        }
         if high && std::str::from_utf8(&buf[..head_end]).is_err() {
             return None;
         }
@@ -985,6 +1018,15 @@ impl Parser {
             }
         }
     }
+}
+
+/// What [`Parser::fast_head`] tracks of the header rules: the kinds seen (bits), how many
+/// headers and the last one.
+#[derive(Clone, Copy)]
+struct FastRules {
+    seen: u32,
+    count: usize,
+    last: HeaderKind,
 }
 
 /// Why a header line is not `hname ":" ...` (slow path, errors only).
