@@ -337,21 +337,9 @@ pub(crate) fn common_form_len(b: &[u8]) -> Option<usize> {
     {
         return None;
     }
-    // port
+    // port: 1 to 5 digits, at most 65535
     if b.get(i) == Some(&b':') {
-        let start = i + 1;
-        let mut port: u32 = 0;
-        i = start;
-        while let Some(d) = b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|&d| d <= 9) {
-            port = port * 10 + u32::from(d);
-            i += 1;
-            if i - start > 5 {
-                return None;
-            }
-        }
-        if i == start || port > 65535 {
-            return None;
-        }
+        i += 1 + port_len(b, i + 1)?;
     }
     // session id
     if b.get(i) == Some(&b'/') {
@@ -391,17 +379,64 @@ const NOT_V4: u8 = 2;
 const SESSION: u8 = 4;
 const ALNUM: u8 = 8;
 
-/// The end of the run of bytes of `class` starting at `i`: eight table look-ups ANDed
-/// together per step, then byte by byte.
+/// The number of digits of the port at `i` if there are 1 to 5 and their value is at most
+/// 65535 (`port = *DIGIT`, RFC 3986 §3.2.3; the common form takes 1 to 5). Eight bytes at
+/// once when the buffer has them: the digits by a word-wide range test, the value by
+/// comparing five digits with "65535" as a big-endian number (same length: same order).
+#[inline(always)]
+fn port_len(b: &[u8], i: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if let Some(w) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]);
+        // high bit of each byte in '0'..='9': v + (0x80 - '0') reaches 0x80 from '0' on,
+        // v + (0x7f - '9') from ':' on; no carry crosses a byte (v < 0x80), and `& !w`
+        // drops the bytes >= 0x80
+        let v = w & !HIGH;
+        let digit = (v + ONES * 0x50) & !(v + ONES * 0x46) & !w & HIGH;
+        let n = ((!digit & HIGH).trailing_zeros() / 8) as usize;
+        let big = n == 5
+            && w.swap_bytes() >> 24 > u64::from_be_bytes([0, 0, 0, b'6', b'5', b'5', b'3', b'5']);
+        return ((1..=5).contains(&n) && !big).then_some(n);
+    }
+    let mut port: u32 = 0;
+    let mut n = 0;
+    while let Some(d) = b
+        .get(i + n)
+        .map(|c| c.wrapping_sub(b'0'))
+        .filter(|&d| d <= 9)
+    {
+        port = port * 10 + u32::from(d);
+        n += 1;
+        if n > 5 {
+            return None;
+        }
+    }
+    (n > 0 && port <= 65535).then_some(n)
+}
+
+/// The end of the run of bytes of `class` starting at `i`: four table look-ups ANDed
+/// together per step; in the step that fails, the first byte out of the class; byte by
+/// byte at the end of the buffer.
 #[inline]
 fn class_run(b: &[u8], mut i: usize, class: u8) -> usize {
     while let Some(w) = b.get(i..i + 4) {
-        let all = URI_CLASS[w[0] as usize]
-            & URI_CLASS[w[1] as usize]
-            & URI_CLASS[w[2] as usize]
-            & URI_CLASS[w[3] as usize];
-        if all & class == 0 {
-            break;
+        let t = [
+            URI_CLASS[w[0] as usize],
+            URI_CLASS[w[1] as usize],
+            URI_CLASS[w[2] as usize],
+            URI_CLASS[w[3] as usize],
+        ];
+        if t[0] & t[1] & t[2] & t[3] & class == 0 {
+            return i + if t[0] & class == 0 {
+                0
+            } else if t[1] & class == 0 {
+                1
+            } else if t[2] & class == 0 {
+                2
+            } else {
+                3
+            };
         }
         i += 4;
     }
@@ -748,6 +783,86 @@ mod tests {
             Err(UriError::TooLong)
         );
         assert!(MsrpUri::parse("msrp://hé:1/a;tcp").is_err());
+    }
+
+    /// The port check (word-wide digits, value by comparison) agrees with a byte loop, with
+    /// and without eight bytes in the buffer.
+    #[test]
+    fn port_len_agrees_with_a_byte_loop() {
+        let slow = |b: &[u8]| {
+            let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+            let v = b[..n]
+                .iter()
+                .fold(0u64, |a, &c| a * 10 + u64::from(c - b'0'));
+            ((1..=5).contains(&n) && v <= 65535).then_some(n)
+        };
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for digits in [
+            "",
+            "0",
+            "7",
+            "12",
+            "655",
+            "6553",
+            "65535",
+            "65536",
+            "65540",
+            "66000",
+            "70000",
+            "99999",
+            "00080",
+            "09999",
+            "123456",
+            "1234567",
+            "12345678",
+            "123456789",
+        ] {
+            for tail in [
+                "",
+                "/",
+                ";tcp/abcdefgh",
+                "\u{b0}abcdefghij",
+                ":xxxxxxxx",
+                "9",
+            ] {
+                cases.push(format!("{digits}{tail}").into_bytes());
+            }
+        }
+        for c in 0..=255u8 {
+            for k in 0..8 {
+                let mut b = b"65535/abcdef".to_vec();
+                b[k] = c;
+                cases.push(b.clone());
+                b.truncate(6);
+                cases.push(b);
+            }
+        }
+        for b in &cases {
+            assert_eq!(port_len(b, 0), slow(b), "{:?}", String::from_utf8_lossy(b));
+        }
+    }
+
+    /// The run of a class ends where a byte-by-byte scan ends, wherever the first byte out
+    /// of the class is.
+    #[test]
+    fn class_run_agrees_with_a_byte_loop() {
+        for class in [HOST, SESSION, ALNUM] {
+            for len in 0..12 {
+                for stop in 0..=255u8 {
+                    let mut b = vec![b'a'; len];
+                    b.push(stop);
+                    b.extend_from_slice(b"bcdefg");
+                    for end in [len, len + 1, b.len()] {
+                        let s = &b[..end];
+                        let want = s
+                            .iter()
+                            .position(|&c| URI_CLASS[c as usize] & class == 0)
+                            .unwrap_or(s.len());
+                        assert_eq!(class_run(s, 0, class), want, "{class} {s:?}");
+                    }
+                }
+            }
+        }
     }
 
     /// The one-word "tcp" check ends the transport where the alnum run does.
