@@ -422,6 +422,11 @@ impl Parser {
                 from = m + 1;
                 continue;
             }
+            // the usual end-line "$" CRLF at once (classify_tail gives End(Complete) for it)
+            if buf.get(after + tl..after + tl + 3) == Some(b"$\r\n") && m as u64 <= self.body_limit
+            {
+                return Some((m, Continuation::Complete, after + tl + 3));
+            }
             return match classify_tail(&buf[after + tl..]) {
                 // "\r\n-------" and a longer transaction id: body (RFC 4975 §7.1).
                 Tail::Other => {
@@ -622,10 +627,29 @@ impl Parser {
         // The header rules (HeadChecker's, RFC 4975 §7.1, §9), checked as one conjunction at
         // the end: this path only needs to know whether they all hold (otherwise the general
         // path runs and reports the first one broken).
-        let mut seen = 0u32;
-        let mut count = 0usize;
-        let mut last = HeaderKind::Extension;
+        // RFC 4975 §9: headers = To-Path CRLF From-Path CRLF 1*( header CRLF ). The first
+        // two lines must be these (anything else is for the general path to report): their
+        // names are compared as such and their values checked as paths.
+        if limits.max_headers < 2 {
+            return None;
+        }
         let mut i = cr + 2;
+        for kind in [HeaderKind::ToPath, HeaderKind::FromPath] {
+            let ls = i;
+            let colon = header::expected_name(&buf[ls..], kind)?;
+            let vs = value_start(buf, ls + colon + 1);
+            let cr = match path_end(buf, vs, limits.max_path_uris) {
+                Some(cr) => cr,
+                None => self.fast_text_value(buf, kind, vs, &mut high)?,
+            };
+            i = self.fast_push(buf, kind, ls, colon, vs, cr)?;
+        }
+        // The header rules (HeadChecker's, RFC 4975 §7.1, §9) for the rest, checked as one
+        // conjunction at the end: this path only needs to know whether they all hold
+        // (otherwise the general path runs and reports the first one broken).
+        let mut seen = HeaderKind::ToPath.bit() | HeaderKind::FromPath.bit();
+        let mut count = 2usize;
+        let mut last = HeaderKind::FromPath;
         loop {
             let ls = i;
             match *buf.get(ls)? {
@@ -634,7 +658,7 @@ impl Parser {
                     if buf.get(ls + 1) != Some(&b'\n') || ls + 2 > limits.max_head_bytes {
                         return None;
                     }
-                    let rules = FastRules { seen, count, last };
+                    let rules = FastRules { seen, last };
                     return self.fast_finish(buf, rules, start, tid, ls, ls + 2, true, high);
                 }
                 b'-' => {
@@ -647,7 +671,7 @@ impl Parser {
                         LineScan::End(_) => {}
                         _ => return None,
                     }
-                    let rules = FastRules { seen, count, last };
+                    let rules = FastRules { seen, last };
                     return self.fast_finish(buf, rules, start, tid, ls, ls, false, high);
                 }
                 _ => {}
@@ -655,14 +679,8 @@ impl Parser {
             if count >= limits.max_headers {
                 return None;
             }
-            // RFC 4975 §9: hname ":" SP hval; To-Path first and From-Path second are tried
-            // first there
-            let known = match count {
-                0 => header::known_header_expecting(&buf[ls..], HeaderKind::ToPath),
-                1 => header::known_header_expecting(&buf[ls..], HeaderKind::FromPath),
-                _ => header::known_header(&buf[ls..]),
-            };
-            let (kind, colon) = match known {
+            // RFC 4975 §9: hname ":" SP hval
+            let (kind, colon) = match header::known_header(&buf[ls..]) {
                 Some(k) => k,
                 None => {
                     let line = &buf[ls..buf.len().min(ls + limits.max_head_bytes)];
@@ -676,10 +694,7 @@ impl Parser {
                     (HeaderKind::from_name(&line[..c]), c)
                 }
             };
-            let mut vs = ls + colon + 1;
-            if buf.get(vs) == Some(&b' ') {
-                vs += 1;
-            }
+            let vs = value_start(buf, ls + colon + 1);
             let fused = match kind {
                 HeaderKind::ToPath | HeaderKind::FromPath | HeaderKind::UsePath => {
                     path_end(buf, vs, limits.max_path_uris)
@@ -691,16 +706,8 @@ impl Parser {
             };
             let cr = match fused {
                 Some(cr) => cr,
-                None => {
-                    let (cr, h) = text_end(buf, vs, limits.max_head_bytes)?;
-                    high |= h;
-                    header::check_value(kind, &buf[vs..cr], &limits).ok()?;
-                    cr
-                }
+                None => self.fast_text_value(buf, kind, vs, &mut high)?,
             };
-            if cr + 2 > limits.max_head_bytes || buf.get(cr + 1) != Some(&b'\n') {
-                return None;
-            }
             // no second one of a single header (RFC 4975 §9)
             let bit = kind.bit();
             if bit & HeaderKind::SINGLE & seen != 0 {
@@ -709,13 +716,47 @@ impl Parser {
             seen |= bit;
             count += 1;
             last = kind;
-            self.entries.push(Entry {
-                name: Span::new(ls, ls + colon),
-                value: Span::new(vs, cr),
-                kind,
-            });
-            i = cr + 2;
+            i = self.fast_push(buf, kind, ls, colon, vs, cr)?;
         }
+    }
+
+    /// [`fast_head`](Self::fast_head): a value not checked where it stands: scanned as
+    /// `utf8text` and checked by `check_value` as in the general path; the CR ending it.
+    #[inline(always)]
+    fn fast_text_value(
+        &self,
+        buf: &[u8],
+        kind: HeaderKind,
+        vs: usize,
+        high: &mut bool,
+    ) -> Option<usize> {
+        let (cr, h) = text_end(buf, vs, self.limits.max_head_bytes)?;
+        *high |= h;
+        header::check_value(kind, &buf[vs..cr], &self.limits).ok()?;
+        Some(cr)
+    }
+
+    /// [`fast_head`](Self::fast_head): the line ending at `cr` is within the head limit and
+    /// ends in CRLF: index it; where the next line starts.
+    #[inline(always)]
+    fn fast_push(
+        &mut self,
+        buf: &[u8],
+        kind: HeaderKind,
+        ls: usize,
+        colon: usize,
+        vs: usize,
+        cr: usize,
+    ) -> Option<usize> {
+        if cr + 2 > self.limits.max_head_bytes || buf.get(cr + 1) != Some(&b'\n') {
+            return None;
+        }
+        self.entries.push(Entry {
+            name: Span::new(ls, ls + colon),
+            value: Span::new(vs, cr),
+            kind,
+        });
+        Some(cr + 2)
     }
 
     /// The end of [`fast_head`](Self::fast_head): the whole-head rules and the UTF-8 check
@@ -732,24 +773,23 @@ impl Parser {
         body: bool,
         high: bool,
     ) -> Option<(usize, Option<Ev<'b>>)> {
-        // HeadChecker::add and HeadChecker::finish, all at once (no duplicates was checked
-        // header by header): To-Path first and From-Path second (RFC 4975 §9); with a body,
-        // a request whose last header is Content-Type, else no MIME header (§7.1)
-        let order = rules.count >= 2
-            && self.entries[0].kind == HeaderKind::ToPath
-            && self.entries[1].kind == HeaderKind::FromPath;
+        // The rest of HeadChecker::add and HeadChecker::finish, all at once (To-Path first
+        // and From-Path second were checked where they stand, no duplicates header by
+        // header): with a body, a request whose last header is Content-Type, else no MIME
+        // header (RFC 4975 §7.1)
         let body_rules = if body {
             self.request && rules.last == HeaderKind::ContentType
         } else {
             rules.seen & HeaderKind::MIME == 0
         };
-        if !(order && body_rules) {
+        if !body_rules {
             return None;
         }
         if high && std::str::from_utf8(&buf[..head_end]).is_err() {
             return None;
         }
-        Some(self.emit_head(start, tid, head_end, consumed, body))
+        debug_assert!(self.scan == 0 && self.checked == 0 && self.start.is_none());
+        Some(self.body_state(start, tid, head_end, consumed, body))
     }
 
     /// `MSRP SP transact-id SP method` or `MSRP SP transact-id SP status-code [SP comment]`
@@ -871,13 +911,27 @@ impl Parser {
         consumed: usize,
         body: bool,
     ) -> (usize, Option<Ev<'b>>) {
-        let non_send = !matches!(start, Start::Request(Method::Send));
-        self.done_start = start;
-        self.done_tid = tid;
         self.scan = 0;
         self.checked = 0;
         self.start = None;
         self.checker = HeadChecker::default();
+        self.body_state(start, tid, head_end, consumed, body)
+    }
+
+    /// [`emit_head`](Self::emit_head) without resetting the general path's head state,
+    /// which is still reset when the whole-head fast path runs (it runs only on a new head).
+    #[inline(always)]
+    fn body_state<'b>(
+        &mut self,
+        start: Start,
+        tid: Span,
+        head_end: usize,
+        consumed: usize,
+        body: bool,
+    ) -> (usize, Option<Ev<'b>>) {
+        let non_send = !matches!(start, Start::Request(Method::Send));
+        self.done_start = start;
+        self.done_tid = tid;
         self.body_len = 0;
         if body {
             self.state = State::Body;
@@ -1020,13 +1074,19 @@ impl Parser {
     }
 }
 
-/// What [`Parser::fast_head`] tracks of the header rules: the kinds seen (bits), how many
-/// headers and the last one.
+/// What [`Parser::fast_head`] tracks of the header rules: the kinds seen (bits) and the
+/// last one.
 #[derive(Clone, Copy)]
 struct FastRules {
     seen: u32,
-    count: usize,
     last: HeaderKind,
+}
+
+/// RFC 4975 §9: hname ":" SP hval. The value is everything after that one SP (which we also
+/// accept missing); further whitespace belongs to the value. `i` is after the colon.
+#[inline(always)]
+fn value_start(buf: &[u8], i: usize) -> usize {
+    i + usize::from(buf.get(i) == Some(&b' '))
 }
 
 /// Why a header line is not `hname ":" ...` (slow path, errors only).
