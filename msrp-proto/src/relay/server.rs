@@ -63,6 +63,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use crate::message::{
     write_body_start, write_end_line, write_head, Continuation, Event, FailureReport, HeaderKind,
@@ -344,7 +345,9 @@ enum Rx {
 #[derive(Debug)]
 struct Pending {
     target: ConnId,
-    head: MessageHead,
+    /// The head to send, as bytes (`MSRP tid ...`: the transaction id starts at byte 5).
+    head: Vec<u8>,
+    tid_len: usize,
     has_body: bool,
     /// Metadata to track the transaction once written.
     meta: TxMeta,
@@ -360,22 +363,91 @@ struct Forwarding {
 }
 
 /// What we remember about a forwarded request.
+///
+/// Its texts (transaction id, paths, Message-ID, Byte-Range) share one reference-counted
+/// allocation: a forwarded SEND's metadata is made once per request and shared by the
+/// forwarding state and the outbound transaction (docs/performance.md, relay section).
 #[derive(Debug, Clone)]
 struct TxMeta {
     source: ConnId,
-    in_tid: String,
     method: Method,
     fr: FailureReport,
-    message_id: Option<String>,
-    byte_range: Option<String>,
-    /// The request's From-Path as received (where REPORTs go).
-    from_path: String,
-    /// The request's To-Path as received (our URI first).
-    to_path: String,
-    /// Our URI (moved to From-Path).
-    our_uri: String,
     /// The request carried Authorization (AUTH failures are counted, RFC 4976 §6.3).
     had_authorization: bool,
+    text: Arc<MetaText>,
+}
+
+/// The texts of a [`TxMeta`]: one string and where each field is in it.
+#[derive(Debug)]
+struct MetaText {
+    all: String,
+    in_tid: (u32, u32),
+    from_path: (u32, u32),
+    our_uri: (u32, u32),
+    message_id: Option<(u32, u32)>,
+    byte_range: Option<(u32, u32)>,
+}
+
+impl MetaText {
+    /// `from_path`: the request's From-Path as received (where REPORTs go); `our_uri`: our
+    /// URI as it led the To-Path (it moves to From-Path).
+    fn new(
+        in_tid: &str,
+        from_path: &str,
+        our_uri: &str,
+        message_id: Option<&str>,
+        byte_range: Option<&str>,
+    ) -> MetaText {
+        let len = in_tid.len()
+            + from_path.len()
+            + our_uri.len()
+            + message_id.map_or(0, str::len)
+            + byte_range.map_or(0, str::len);
+        let mut all = String::with_capacity(len);
+        let mut put = |v: &str| {
+            let s = all.len() as u32;
+            all.push_str(v);
+            (s, all.len() as u32)
+        };
+        let in_tid = put(in_tid);
+        let from_path = put(from_path);
+        let our_uri = put(our_uri);
+        let message_id = message_id.map(&mut put);
+        let byte_range = byte_range.map(&mut put);
+        MetaText {
+            all,
+            in_tid,
+            from_path,
+            our_uri,
+            message_id,
+            byte_range,
+        }
+    }
+
+    fn get(&self, (s, e): (u32, u32)) -> &str {
+        &self.all[s as usize..e as usize]
+    }
+}
+
+impl TxMeta {
+    /// The request's transaction id on the connection it came in on.
+    fn in_tid(&self) -> &str {
+        self.text.get(self.text.in_tid)
+    }
+    /// The request's From-Path as received (where REPORTs go).
+    fn from_path(&self) -> &str {
+        self.text.get(self.text.from_path)
+    }
+    /// Our URI (the first To-Path URI as received; it moved to From-Path).
+    fn our_uri(&self) -> &str {
+        self.text.get(self.text.our_uri)
+    }
+    fn message_id(&self) -> Option<&str> {
+        self.text.message_id.map(|r| self.text.get(r))
+    }
+    fn byte_range(&self) -> Option<&str> {
+        self.text.byte_range.map(|r| self.text.get(r))
+    }
 }
 
 #[derive(Debug)]
@@ -440,6 +512,8 @@ struct Conn {
     last_rx: u64,
     /// A stall timer is armed.
     stall_armed: bool,
+    /// When the transaction sweep of this connection is armed ([`Timer::TxSweep`]).
+    tx_sweep: Option<u64>,
     /// Body bytes of the current message dropped (not forwarded).
     discarded: u64,
 }
@@ -476,6 +550,7 @@ impl Conn {
             closing: false,
             last_rx: 0,
             stall_armed: false,
+            tx_sweep: None,
             discarded: 0,
         }
     }
@@ -494,7 +569,9 @@ struct Binding {
 enum Timer {
     Probation(ConnId),
     Connect(ConnId),
-    Tx(ConnId, String),
+    /// Transactions of a connection whose response is overdue (one timer per connection,
+    /// not one per transaction: the heap stays small at any request rate).
+    TxSweep(ConnId),
     Session(String),
     Stall(ConnId),
 }
@@ -528,6 +605,11 @@ pub struct Relay {
     /// Connections to run again (unblocked).
     to_pump: VecDeque<ConnId>,
     now: u64,
+    /// The parser's header and path limits are no looser than [`Limits::default`] (what a
+    /// built head is held to): forwarded heads can then be rewritten as bytes.
+    parser_within_defaults: bool,
+    /// Our host and aliases, parsed once.
+    our_hosts: Vec<Host>,
 }
 
 impl fmt::Debug for Relay {
@@ -568,6 +650,19 @@ fn same_authority(a: &MsrpUri, b: &MsrpUri) -> bool {
         && a.transport.eq_ignore_ascii_case(&b.transport)
 }
 
+/// The first URI of a path header value and the rest after its space (the parser checked
+/// that URIs are separated by exactly one SP, RFC 4975 §9).
+fn split_first_uri(v: &str) -> (&str, &str) {
+    v.split_once(' ').unwrap_or((v, ""))
+}
+
+/// The URIs of a path header value.
+fn parse_uris(v: &str) -> Vec<MsrpUri> {
+    v.split(' ')
+        .filter_map(|u| MsrpUri::parse(u).ok())
+        .collect()
+}
+
 fn join(uris: &[MsrpUri]) -> String {
     uris.iter()
         .map(|u| u.to_string())
@@ -603,7 +698,16 @@ impl Relay {
         random(&mut secret);
         let digest = DigestServer::new(config.realm.clone(), config.algorithm, secret)
             .map_err(|e| ConfigError::Digest(e.to_string()))?;
+        let d = Limits::default();
+        let parser_within_defaults = config.limits.parser.max_headers <= d.max_headers
+            && config.limits.parser.max_path_uris <= d.max_path_uris;
+        let our_hosts = std::iter::once(&config.host)
+            .chain(config.aliases.iter())
+            .map(|h| host_of(h))
+            .collect();
         Ok(Relay {
+            parser_within_defaults,
+            our_hosts,
             config,
             digest,
             users,
@@ -755,9 +859,21 @@ impl Relay {
         if c.closing {
             return;
         }
-        c.inbuf.extend_from_slice(data);
         c.last_rx = now;
-        self.pump(conn);
+        if c.inbuf.is_empty() {
+            // Parse straight from the caller's bytes and keep only what the parser left
+            // (a head not yet complete, a possible partial end-line, or what backpressure
+            // holds back): body bytes are copied once, into the target's queue.
+            if let Some((pos, blocked)) = self.feed(conn, data) {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.inbuf.extend_from_slice(&data[pos..]);
+                    c.blocked = blocked;
+                }
+            }
+        } else {
+            c.inbuf.extend_from_slice(data);
+            self.pump(conn);
+        }
         self.run();
     }
 
@@ -780,7 +896,7 @@ impl Relay {
         let n = n.min(c.out.len());
         c.out.drain(..n);
         c.sent_total += n as u64;
-        let mut started = Vec::new();
+        let mut started = false;
         while let Some((off, _)) = c.timer_starts.front() {
             if *off > c.sent_total {
                 break;
@@ -788,24 +904,24 @@ impl Relay {
             let (_, tid) = c.timer_starts.pop_front().unwrap_or_default();
             if let Some(tx) = c.txs.get_mut(&tid) {
                 // RFC 4976 §6.4.1: the timer starts when the last byte has been sent.
-                let at = now + tt;
-                tx.deadline = Some(at);
-                started.push((at, tid));
+                tx.deadline = Some(now + tt);
+                started = true;
             }
         }
         if c.out.len() <= max {
-            // Sources that paused on this connection can go on.
-            let waiting: Vec<ConnId> = self
-                .conns
-                .iter()
-                .filter(|(_, s)| matches!(&s.rx, Rx::Forward(f) if f.target == conn))
-                .map(|(id, _)| *id)
-                .collect();
+            // The source that paused on this connection can go on: only the connection's
+            // current writer streams a body into it (one message at a time).
+            let writer = c.writer;
+            let waiting = writer.filter(|w| {
+                self.conns
+                    .get(w)
+                    .is_some_and(|s| matches!(&s.rx, Rx::Forward(f) if f.target == conn))
+            });
             self.to_pump.extend(waiting);
             self.to_pump.push_back(conn);
         }
-        for (at, tid) in started {
-            self.timer(at, Timer::Tx(conn, tid));
+        if started {
+            self.arm_tx_sweep(conn, now + tt);
         }
         let closing = self
             .conns
@@ -893,14 +1009,27 @@ impl Relay {
                         self.remove_session(&sid);
                     }
                 }
-                Timer::Tx(id, tid) => {
-                    let tx = match self.conns.get_mut(&id) {
-                        Some(c) if c.txs.get(&tid).is_some_and(|t| t.deadline == Some(at)) => {
-                            c.txs.remove(&tid)
-                        }
-                        _ => None,
+                Timer::TxSweep(id) => {
+                    let Some(c) = self.conns.get_mut(&id).filter(|c| c.tx_sweep == Some(at)) else {
+                        continue;
                     };
-                    if let Some(tx) = tx {
+                    c.tx_sweep = None;
+                    let mut due: Vec<(u64, String)> = c
+                        .txs
+                        .iter()
+                        .filter_map(|(tid, t)| t.deadline.filter(|d| *d <= now).map(|d| (d, tid)))
+                        .map(|(d, tid)| (d, tid.clone()))
+                        .collect();
+                    due.sort();
+                    let expired: Vec<Tx> = due
+                        .iter()
+                        .filter_map(|(_, tid)| c.txs.remove(tid))
+                        .collect();
+                    let next = c.txs.values().filter_map(|t| t.deadline).min();
+                    if let Some(next) = next {
+                        self.arm_tx_sweep(id, next);
+                    }
+                    for tx in expired {
                         // RFC 4976 §6.4.1: no response 30 s after the last byte: REPORT 408.
                         if tx.meta.method == Method::Send && tx.meta.fr == FailureReport::Yes {
                             self.failure_report(&tx.meta, StatusCode::REQUEST_TIMEOUT);
@@ -1042,6 +1171,18 @@ impl Relay {
         }
     }
 
+    /// Makes sure the connection's transaction sweep runs at `at` or earlier. Deadlines on a
+    /// connection come in time order (now + the same timeout), so an armed sweep is never
+    /// later than a new deadline; the sweep re-arms itself for the earliest one left.
+    fn arm_tx_sweep(&mut self, id: ConnId, at: u64) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            if c.tx_sweep.is_none_or(|s| s > at) {
+                c.tx_sweep = Some(at);
+                self.timer(at, Timer::TxSweep(id));
+            }
+        }
+    }
+
     fn close_after_flush(&mut self, id: ConnId) {
         let empty = match self.conns.get_mut(&id) {
             Some(c) => {
@@ -1176,6 +1317,20 @@ impl Relay {
             Some(c) if !c.closing => std::mem::take(&mut c.inbuf),
             _ => return,
         };
+        if let Some((pos, blocked)) = self.feed(id, &inbuf) {
+            if let Some(c) = self.conns.get_mut(&id) {
+                inbuf.drain(..pos);
+                c.inbuf = inbuf;
+                c.blocked = blocked;
+            }
+        }
+    }
+
+    /// Feeds `input` (the connection's buffered input, or freshly read bytes) to the
+    /// connection's parser until it is consumed or blocked. Returns how many bytes were
+    /// consumed and whether it stopped blocked, or `None` when the connection is gone or
+    /// closed for broken framing (nothing more to keep).
+    fn feed(&mut self, id: ConnId, inbuf: &[u8]) -> Option<(usize, bool)> {
         let mut pos = 0;
         let mut blocked = false;
         loop {
@@ -1183,9 +1338,7 @@ impl Relay {
                 blocked = true;
                 break;
             }
-            let Some(c) = self.conns.get_mut(&id) else {
-                return;
-            };
+            let c = self.conns.get_mut(&id)?;
             if c.closing {
                 break;
             }
@@ -1206,7 +1359,7 @@ impl Relay {
                         }
                     }
                     self.close_after_flush(id);
-                    return;
+                    return None;
                 }
                 Ok((n, None)) => {
                     pos += n;
@@ -1220,11 +1373,7 @@ impl Relay {
                 }
             }
         }
-        if let Some(c) = self.conns.get_mut(&id) {
-            inbuf.drain(..pos);
-            c.inbuf = inbuf;
-            c.blocked = blocked;
-        }
+        Some((pos, blocked))
     }
 
     /// True while the current body target cannot take more bytes.
@@ -1379,8 +1528,7 @@ impl Relay {
                     // ones: forget them after the same time.
                     let at = self.now + self.config.limits.transaction_timeout_ms;
                     tx.deadline = Some(at);
-                    self.timers
-                        .push(Reverse((at, Timer::Tx(target, f.out_tid.clone()))));
+                    self.arm_tx_sweep(target, at);
                 }
             }
         }
@@ -1396,7 +1544,7 @@ impl Relay {
             method: f.meta.method.to_string(),
             from: id,
             to: target,
-            message_id: f.meta.message_id.clone(),
+            message_id: f.meta.message_id().map(str::to_string),
         });
         self.succeed(id);
         if self.conns.get(&target).is_some_and(|t| !t.out.is_empty()) {
@@ -1432,9 +1580,9 @@ impl Relay {
     /// A response to the request `meta` describes, for the previous hop (RFC 4975 §7.2,
     /// RFC 4976 §6.4.1: To-Path is the previous hop only, From-Path our URI).
     fn response_for(&self, meta: &TxMeta, code: StatusCode) -> Option<MessageHead> {
-        let prev = meta.from_path.split(' ').next()?;
-        let ours = meta.to_path.split(' ').next()?;
-        let mut h = MessageHead::response(&meta.in_tid, code, code.reason()).ok()?;
+        let prev = meta.from_path().split(' ').next()?;
+        let ours = meta.our_uri();
+        let mut h = MessageHead::response(meta.in_tid(), code, code.reason()).ok()?;
         h.push("To-Path", prev).ok()?;
         h.push("From-Path", ours).ok()?;
         Some(h)
@@ -1445,16 +1593,16 @@ impl Relay {
         if !self.conns.contains_key(&meta.source) {
             return;
         }
-        let Some(message_id) = meta.message_id.clone() else {
+        let Some(message_id) = meta.message_id().map(str::to_string) else {
             return;
         };
         let tid = random_hex(&mut self.random, 8);
         let build = || -> Result<MessageHead, crate::message::MessageError> {
             let mut h = MessageHead::request(&tid, Method::Report)?;
-            h.push("To-Path", &meta.from_path)?;
-            h.push("From-Path", &meta.our_uri)?;
+            h.push("To-Path", meta.from_path())?;
+            h.push("From-Path", meta.our_uri())?;
             h.push_message_id(&message_id)?;
-            if let Some(br) = &meta.byte_range {
+            if let Some(br) = meta.byte_range() {
                 h.push("Byte-Range", br)?;
             }
             h.push_status(code, code.reason())?;
@@ -1509,9 +1657,7 @@ impl Relay {
     }
 
     fn is_our_host(&self, uri: &MsrpUri) -> bool {
-        let ours = std::iter::once(&self.config.host)
-            .chain(self.config.aliases.iter())
-            .any(|h| host_eq(&uri.host, &host_of(h)));
+        let ours = self.our_hosts.iter().any(|h| host_eq(&uri.host, h));
         let port_ok = match uri.port {
             None => true,
             Some(p) => Some(p) == self.config.tcp_port || Some(p) == self.config.tls_port,
@@ -1530,11 +1676,15 @@ impl Relay {
             }
             return;
         }
-        let to_path = head.to_path();
-        let Some(first) = to_path.first() else {
+        // RFC 4976 §6.3: a relay routes on the leading To-Path URIs: ours, and the next hop.
+        // Only those are parsed; the rest of the path moves as text (the parser checked every
+        // URI of both paths, RFC 4975 §9).
+        let to_value = head.get_kind(HeaderKind::ToPath).unwrap_or("");
+        let (first_s, mut rest_s) = split_first_uri(to_value);
+        let Some(first) = MsrpUri::parse(first_s).ok() else {
             return self.reject(id, &head, StatusCode::BAD_REQUEST, "empty To-Path");
         };
-        if !self.is_our_host(first) {
+        if !self.is_our_host(&first) {
             // RFC 4976 §6.2: not addressed to this relay: drop the connection.
             self.event(RelayEvent::Rejected {
                 conn: id,
@@ -1548,14 +1698,14 @@ impl Relay {
             return;
         }
         let method = head.method().cloned().unwrap_or(Method::Report);
-        if method == Method::Auth && to_path.len() == 1 {
+        if method == Method::Auth && rest_s.is_empty() {
             // RFC 4976 §6.3: an AUTH for this relay. It has no body we use.
             if let Some(c) = self.conns.get_mut(&id) {
                 c.rx = Rx::Discard(None);
             }
-            return self.on_auth(id, &head, first);
+            return self.on_auth(id, &head, &first);
         }
-        let Some(sid) = first.session_id().map(str::to_string) else {
+        let Some(sid) = first.session_id() else {
             return self.reject(
                 id,
                 &head,
@@ -1563,19 +1713,16 @@ impl Relay {
                 "To-Path names this relay without a Use-Path session",
             );
         };
-        let binding = match self.sessions.get(&sid) {
-            Some(b) if b.expires_at > self.now => b.clone(),
+        let Some(bound) = self.live_binding(sid).map(|b| b.conn) else {
             // RFC 4976 §6.3: a URI that is not (or no longer) valid.
-            _ => {
-                return self.reject(
-                    id,
-                    &head,
-                    StatusCode::SESSION_DOES_NOT_EXIST,
-                    "unknown or expired Use-Path URI",
-                )
-            }
+            return self.reject(
+                id,
+                &head,
+                StatusCode::SESSION_DOES_NOT_EXIST,
+                "unknown or expired Use-Path URI",
+            );
         };
-        if to_path.len() < 2 {
+        if rest_s.is_empty() {
             return self.reject(
                 id,
                 &head,
@@ -1583,33 +1730,34 @@ impl Relay {
                 "To-Path ends at this relay",
             );
         }
-        let mut from_path = head.from_path();
-        let mut rest: Vec<MsrpUri> = to_path[1..].to_vec();
-        let mut ours = first.clone();
-        let mut binding = binding;
-        let mut arrived_on_bound = binding.conn == id;
+        // Our URIs taken off the front of To-Path so far: `to_value[..ours_end]`.
+        let mut ours_end = first_s.len();
+        // The Use-Path URI of ours being handled (its binding decides the direction).
+        let mut cur = first;
+        let mut arrived_on_bound = bound == id;
         let route = loop {
             // RFC 4976 §6.4: either the previous hop is the client's connection, or the next
             // hop is the next hop back toward the client.
-            from_path.insert(0, ours.clone());
+            let (next_s, after) = split_first_uri(rest_s);
+            let Ok(next) = MsrpUri::parse(next_s) else {
+                return self.reject(id, &head, StatusCode::BAD_REQUEST, "unparsable To-Path");
+            };
             if arrived_on_bound {
-                let next = &rest[0];
-                if self.is_our_host(next) {
+                if self.is_our_host(&next) {
                     // The peer is also a client of ours: run the rules again for that URI.
-                    let Some(b) = next
+                    if next
                         .session_id()
-                        .and_then(|s| self.sessions.get(s))
-                        .filter(|b| b.expires_at > self.now)
-                        .cloned()
-                    else {
+                        .and_then(|s| self.live_binding(s))
+                        .is_none()
+                    {
                         return self.reject(
                             id,
                             &head,
                             StatusCode::SESSION_DOES_NOT_EXIST,
                             "unknown next-hop Use-Path URI of this relay",
                         );
-                    };
-                    if rest.len() < 2 {
+                    }
+                    if after.is_empty() {
                         return self.reject(
                             id,
                             &head,
@@ -1617,27 +1765,36 @@ impl Relay {
                             "To-Path ends at this relay",
                         );
                     }
-                    ours = rest.remove(0);
+                    ours_end += 1 + next_s.len();
+                    rest_s = after;
+                    cur = next;
                     arrived_on_bound = false;
-                    binding = b;
                     continue;
                 }
-                break Route::Connect(next.clone());
+                break Route::Connect(next);
             }
-            if !same_authority(&rest[0], &binding.toward_client) {
+            let binding = cur.session_id().and_then(|s| self.sessions.get(s));
+            let Some(conn) = binding
+                .filter(|b| same_authority(&next, &b.toward_client))
+                .map(|b| b.conn)
+            else {
                 return self.reject(
                     id,
                     &head,
                     StatusCode::FORBIDDEN,
                     "Use-Path URI of another client: the next hop is not toward that client",
                 );
-            }
+            };
             // RFC 4975 §5.4, RFC 6135 §4.5: requests back to this previous hop reuse the
             // connection it opened.
-            if let Some(prev) = head.from_path().first() {
-                self.note_prev_hop(id, prev);
+            let from_first = head
+                .get_kind(HeaderKind::FromPath)
+                .map(|f| split_first_uri(f).0)
+                .and_then(|f| MsrpUri::parse(f).ok());
+            if let Some(prev) = from_first {
+                self.note_prev_hop(id, &prev);
             }
-            break Route::Conn(binding.conn);
+            break Route::Conn(conn);
         };
         let target = match route {
             Route::Conn(c) => c,
@@ -1662,23 +1819,22 @@ impl Relay {
             );
         }
         let fr = head.failure_report().unwrap_or(FailureReport::Yes);
+        let from_value = head.get_kind(HeaderKind::FromPath).unwrap_or("");
         let meta = TxMeta {
             source: id,
-            in_tid: head.transaction_id().to_string(),
             method: method.clone(),
             fr,
-            message_id: head.message_id().map(str::to_string),
-            byte_range: head.get_kind(HeaderKind::ByteRange).map(str::to_string),
-            from_path: head
-                .get_kind(HeaderKind::FromPath)
-                .unwrap_or("")
-                .to_string(),
-            to_path: head.get_kind(HeaderKind::ToPath).unwrap_or("").to_string(),
-            our_uri: first.to_string(),
             had_authorization: head.authorization().next().is_some(),
+            text: Arc::new(MetaText::new(
+                head.transaction_id(),
+                from_value,
+                first_s,
+                head.message_id(),
+                head.get_kind(HeaderKind::ByteRange),
+            )),
         };
-        // RFC 4976 §6.4.1, §6.4.2: our URI leaves To-Path and goes first in From-Path.
-        let new_head = match rewrite(&head, head.transaction_id(), &rest, &from_path) {
+        // RFC 4976 §6.4.1, §6.4.2: our URIs leave To-Path and go first in From-Path.
+        let new_head = match self.forward_head(&head, &to_value[..ours_end], rest_s) {
             Ok(h) => h,
             Err(e) => {
                 return self.reject(
@@ -1692,6 +1848,7 @@ impl Relay {
         let p = Pending {
             target,
             head: new_head,
+            tid_len: head.transaction_id().len(),
             has_body,
             meta,
         };
@@ -1699,6 +1856,61 @@ impl Relay {
             c.rx = Rx::Waiting(Box::new(p));
         }
         // try_unblock (in the pump loop) starts it when the target is free.
+    }
+
+    /// A live Use-Path binding by session id.
+    fn live_binding(&self, sid: &str) -> Option<&Binding> {
+        self.sessions.get(sid).filter(|b| b.expires_at > self.now)
+    }
+
+    /// The head of a request to forward, as bytes: the start line unchanged, To-Path without
+    /// `ours` (our URIs that led it, in order), From-Path with them in front in reverse order
+    /// (each relay puts its URI first, RFC 4976 §6.4.1, §6.4.2), the other header lines as
+    /// received. To-Path first and From-Path second (RFC 4975 §9; Kamailio also needs it).
+    fn forward_head(
+        &self,
+        head: &MessageHead,
+        ours: &str,
+        rest: &str,
+    ) -> Result<Vec<u8>, crate::message::MessageError> {
+        let from_value = head.get_kind(HeaderKind::FromPath).unwrap_or("");
+        let added = ours.split(' ').count();
+        let from_n = from_value.split(' ').count();
+        // The parser checked every header with limits no looser than the defaults a built
+        // head is held to, and the header lines other than the paths travel unchanged: only
+        // the longer From-Path can break a limit. Otherwise take the long way, which checks
+        // every header again.
+        let max = Limits::default().max_path_uris;
+        if !self.parser_within_defaults || from_n + added > max {
+            let to: Vec<MsrpUri> = parse_uris(rest);
+            let mut from: Vec<MsrpUri> = parse_uris(ours);
+            from.reverse();
+            from.extend(parse_uris(from_value));
+            let h = rewrite(head, head.transaction_id(), &to, &from)?;
+            let mut v = Vec::with_capacity(h.as_str().len());
+            write_head(&h, &mut v);
+            return Ok(v);
+        }
+        let raw = head.as_str();
+        // Start line, To-Path line, From-Path line: the others start after the third CRLF.
+        let mut lines = raw.match_indices("\r\n").map(|(i, _)| i + 2);
+        let (Some(start_end), Some(_), Some(others)) = (lines.next(), lines.next(), lines.next())
+        else {
+            return Err(crate::message::MessageError::MissingFromPath);
+        };
+        let mut v = Vec::with_capacity(raw.len() + ours.len() + 2);
+        v.extend_from_slice(&raw.as_bytes()[..start_end]);
+        v.extend_from_slice(b"To-Path: ");
+        v.extend_from_slice(rest.as_bytes());
+        v.extend_from_slice(b"\r\nFrom-Path: ");
+        for u in ours.rsplit(' ') {
+            v.extend_from_slice(u.as_bytes());
+            v.push(b' ');
+        }
+        v.extend_from_slice(from_value.as_bytes());
+        v.extend_from_slice(b"\r\n");
+        v.extend_from_slice(&raw.as_bytes()[others..]);
+        Ok(v)
     }
 
     /// Remembers that `prev` (a first From-Path URI) reached us over `id`.
@@ -1766,8 +1978,8 @@ impl Relay {
         // Keep the transaction id when it is free on the outbound connection: the body
         // cannot contain its end-line (RFC 4975 §7.1); otherwise draw a new one (RFC 4976
         // §6.4).
-        let mut out_tid = p.head.transaction_id().to_string();
         let mut head = p.head;
+        let mut out_tid = String::from_utf8_lossy(&head[5..5 + p.tid_len]).into_owned();
         if t.txs.contains_key(&out_tid) {
             loop {
                 out_tid = random_hex(&mut self.random, 10);
@@ -1779,9 +1991,12 @@ impl Relay {
                     break;
                 }
             }
-            if head.set_transaction_id(&out_tid).is_err() {
-                return;
-            }
+            // RFC 4975 §9: transact-id is ident; hex digits are.
+            let mut h = Vec::with_capacity(head.len() + out_tid.len());
+            h.extend_from_slice(b"MSRP ");
+            h.extend_from_slice(out_tid.as_bytes());
+            h.extend_from_slice(&head[5 + p.tid_len..]);
+            head = h;
         }
         let Some(t) = self.conns.get_mut(&target) else {
             return;
@@ -1802,10 +2017,8 @@ impl Relay {
             );
         }
         t.writer = Some(id);
-        let mut v = Vec::with_capacity(head.as_str().len());
-        write_head(&head, &mut v);
-        t.out.extend(v.iter());
-        t.queued_total += v.len() as u64;
+        t.out.extend(head.iter());
+        t.queued_total += head.len() as u64;
         if t.state == ConnState::Open {
             self.outputs.push_back(Output::Transmit(target));
         }
@@ -2045,8 +2258,8 @@ impl Relay {
 
     /// A response arrived (RFC 4976 §6.4.3).
     fn on_response(&mut self, id: ConnId, head: MessageHead) {
-        let tid = head.transaction_id().to_string();
-        let Some(tx) = self.conns.get_mut(&id).and_then(|c| c.txs.remove(&tid)) else {
+        let tid = head.transaction_id();
+        let Some(tx) = self.conns.get_mut(&id).and_then(|c| c.txs.remove(tid)) else {
             // Not ours (or timed out): drop it.
             return;
         };
@@ -2098,7 +2311,7 @@ impl Relay {
         }
         let mut from = head.from_path();
         from.insert(0, to[0].clone());
-        let Ok(new_head) = rewrite(&head, &meta.in_tid, &to[1..], &from) else {
+        let Ok(new_head) = rewrite(&head, meta.in_tid(), &to[1..], &from) else {
             return;
         };
         if meta.method == Method::Auth && code == StatusCode::UNAUTHORIZED && meta.had_authorization
