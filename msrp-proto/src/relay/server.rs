@@ -435,7 +435,7 @@ impl TxMeta {
         self.text.get(self.text.in_tid)
     }
     /// The request's From-Path as received (where REPORTs go).
-    fn from_path(&self) -> &str {
+    fn request_from_path(&self) -> &str {
         self.text.get(self.text.from_path)
     }
     /// Our URI (the first To-Path URI as received; it moved to From-Path).
@@ -1580,7 +1580,7 @@ impl Relay {
     /// A response to the request `meta` describes, for the previous hop (RFC 4975 §7.2,
     /// RFC 4976 §6.4.1: To-Path is the previous hop only, From-Path our URI).
     fn response_for(&self, meta: &TxMeta, code: StatusCode) -> Option<MessageHead> {
-        let prev = meta.from_path().split(' ').next()?;
+        let prev = meta.request_from_path().split(' ').next()?;
         let ours = meta.our_uri();
         let mut h = MessageHead::response(meta.in_tid(), code, code.reason()).ok()?;
         h.push("To-Path", prev).ok()?;
@@ -1599,7 +1599,7 @@ impl Relay {
         let tid = random_hex(&mut self.random, 8);
         let build = || -> Result<MessageHead, crate::message::MessageError> {
             let mut h = MessageHead::request(&tid, Method::Report)?;
-            h.push("To-Path", meta.from_path())?;
+            h.push("To-Path", meta.request_from_path())?;
             h.push("From-Path", meta.our_uri())?;
             h.push_message_id(&message_id)?;
             if let Some(br) = meta.byte_range() {
