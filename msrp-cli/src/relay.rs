@@ -137,6 +137,12 @@ struct RunArgs {
     /// Seconds a sender may pause in the middle of a body before its connection closes.
     #[arg(long, value_name = "SECS")]
     body_stall_secs: Option<u64>,
+    /// Worker threads of the relay's runtime. One (the default) forwards with the least CPU
+    /// per message (no wake-ups across threads, docs/performance.md); more let one relay
+    /// process use more cores.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
     /// Print JSON events on standard output (`{"event":"listening",...}` once listening).
     #[arg(long)]
     json: bool,
@@ -330,9 +336,10 @@ fn build(a: RunArgs) -> anyhow::Result<(RelayServerConfig, bool)> {
 }
 
 fn serve(a: RunArgs) -> anyhow::Result<()> {
+    let threads = usize::from(a.threads);
     let (cfg, json) = build(a)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

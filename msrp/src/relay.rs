@@ -47,6 +47,33 @@ const FIRST_READ: usize = 2 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time given to writers to flush at shutdown.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+/// Most events handled before the relay's outputs are carried out (a burst of reads and
+/// write completions is taken in one go; accepts and timers are not held back longer).
+const EVENT_BATCH: usize = 64;
+/// Most spare buffers kept for reuse (read buffers of [`IO_CHUNK`], write buffers).
+const SPARE_BUFFERS: usize = 64;
+
+/// Full-size read buffers going from the readers to the event loop and back: a read is
+/// handed over without a copy and the buffer reused, not freed.
+#[derive(Clone, Default)]
+struct ReadPool(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+impl ReadPool {
+    fn get(&self) -> Vec<u8> {
+        let spare = self.0.lock().ok().and_then(|mut p| p.pop());
+        spare.unwrap_or_else(|| vec![0u8; IO_CHUNK])
+    }
+
+    fn put(&self, buf: Vec<u8>) {
+        if buf.len() == IO_CHUNK {
+            if let Ok(mut p) = self.0.lock() {
+                if p.len() < SPARE_BUFFERS {
+                    p.push(buf);
+                }
+            }
+        }
+    }
+}
 
 /// Everything the relay process needs.
 #[derive(Debug)]
@@ -127,9 +154,11 @@ type Stream = Box<dyn Io>;
 
 enum Ev {
     Ready(ConnId, Stream),
-    Data(ConnId, Vec<u8>),
+    /// Bytes read: the first `usize` bytes of the buffer.
+    Data(ConnId, Vec<u8>, usize),
     ReadClosed(ConnId, String),
-    Written(ConnId, usize),
+    /// A write is done; the buffer comes back for reuse.
+    Written(ConnId, Vec<u8>),
     WriteFailed(ConnId, String),
     Connected(ConnId, Stream, SocketAddr),
     ConnectFailed(ConnId, String),
@@ -238,6 +267,8 @@ impl RelayServer {
             tx,
             tls_client,
             closing: Vec::new(),
+            pool: ReadPool::default(),
+            spare: Vec::new(),
         };
         tokio::pin!(shutdown);
         loop {
@@ -260,13 +291,24 @@ impl RelayServer {
                     }
                 }
                 ev = rx.recv() => match ev {
-                    Some(ev) => d.on_event(ev),
+                    Some(ev) => {
+                        // Take what else has arrived, then carry out the outputs once.
+                        let mut touched = Vec::new();
+                        touched.extend(d.on_event(ev));
+                        for _ in 1..EVENT_BATCH {
+                            match rx.try_recv() {
+                                Ok(ev) => touched.extend(d.on_event(ev)),
+                                Err(_) => break,
+                            }
+                        }
+                        d.flush(&touched);
+                    }
                     None => break,
                 },
                 _ = sleep_until(deadline) => {
                     let now = d.now();
                     d.relay.handle_timeout(now);
-                    d.flush(None);
+                    d.flush(&[]);
                 }
             }
         }
@@ -274,7 +316,7 @@ impl RelayServer {
         drop(tcp);
         drop(tls);
         d.relay.close_all();
-        d.flush(None);
+        d.flush(&[]);
         let mut tasks: Vec<JoinHandle<()>> = std::mem::take(&mut d.closing);
         for (_, h) in d.handles.drain() {
             drop(h.writer);
@@ -317,6 +359,10 @@ struct Driver {
     tls_client: Option<Arc<ClientConfig>>,
     /// Writers flushing connections the relay closed.
     closing: Vec<JoinHandle<()>>,
+    /// Read buffers shared with the readers.
+    pool: ReadPool,
+    /// Write buffers back from the writers, for the next writes.
+    spare: Vec<Vec<u8>>,
 }
 
 impl Driver {
@@ -332,13 +378,13 @@ impl Driver {
             }
             Err(_) => drop(s),
         }
-        self.flush(None);
+        self.flush(&[]);
     }
 
     fn accepted_tls(&mut self, s: TcpStream, peer: SocketAddr, cfg: Arc<ServerConfig>) {
         let now = self.now();
         let Ok(id) = self.relay.accept(peer, true, now) else {
-            self.flush(None);
+            self.flush(&[]);
             return;
         };
         let tx = self.tx.clone();
@@ -355,7 +401,7 @@ impl Driver {
         let mut h = Handle::pending();
         h.tasks.push(task);
         self.handles.insert(id, h);
-        self.flush(None);
+        self.flush(&[]);
     }
 
     /// Spawns the reader and writer of an established connection.
@@ -364,6 +410,7 @@ impl Driver {
         let (readable, mut can_read) = watch::channel(self.relay.wants_read(id));
         let (wtx, mut wrx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
         let tx = self.tx.clone();
+        let pool = self.pool.clone();
         let reader = tokio::spawn(async move {
             // Small until a read fills it: an idle client (authenticated, no traffic) then
             // costs a few KiB, not IO_CHUNK (docs/performance.md, idle sessions).
@@ -380,11 +427,21 @@ impl Driver {
                         return;
                     }
                     Ok(n) => {
-                        if tx.send(Ev::Data(id, buf[..n].to_vec())).await.is_err() {
+                        let data = if buf.len() < IO_CHUNK {
+                            // Still the small first buffer: copy out what was read, and
+                            // switch to a full-size one once a read fills it.
+                            let data = buf[..n].to_vec();
+                            if n == buf.len() {
+                                buf = pool.get();
+                            }
+                            data
+                        } else {
+                            // Hand the buffer itself over; the event loop returns it to the
+                            // pool once the relay has taken the bytes.
+                            std::mem::replace(&mut buf, pool.get())
+                        };
+                        if tx.send(Ev::Data(id, data, n)).await.is_err() {
                             return;
-                        }
-                        if n == buf.len() && buf.len() < IO_CHUNK {
-                            buf = vec![0u8; IO_CHUNK];
                         }
                     }
                     Err(e) => {
@@ -422,7 +479,7 @@ impl Driver {
                     let _ = tx.send(Ev::WriteFailed(id, e.to_string())).await;
                     return;
                 }
-                if tx.send(Ev::Written(id, data.len())).await.is_err() {
+                if tx.send(Ev::Written(id, data)).await.is_err() {
                     break;
                 }
             }
@@ -438,17 +495,19 @@ impl Driver {
         }
     }
 
-    fn on_event(&mut self, ev: Ev) {
+    /// Handles one event; returns the connection whose read permission may have changed.
+    fn on_event(&mut self, ev: Ev) -> Option<ConnId> {
         let now = self.now();
-        let touched = match ev {
+        match ev {
             Ev::Ready(id, s) => {
                 if self.handles.contains_key(&id) {
                     self.start_io(id, s);
                 }
                 Some(id)
             }
-            Ev::Data(id, data) => {
-                self.relay.receive(id, &data, now);
+            Ev::Data(id, data, n) => {
+                self.relay.receive(id, &data[..n], now);
+                self.pool.put(data);
                 Some(id)
             }
             Ev::ReadClosed(id, why) | Ev::WriteFailed(id, why) => {
@@ -456,11 +515,15 @@ impl Driver {
                 self.relay.closed(id, &why, now);
                 None
             }
-            Ev::Written(id, n) => {
+            Ev::Written(id, mut buf) => {
                 if let Some(h) = self.handles.get_mut(&id) {
                     h.in_flight = false;
                 }
-                self.relay.advance(id, n, now);
+                self.relay.advance(id, buf.len(), now);
+                if self.spare.len() < SPARE_BUFFERS {
+                    buf.clear();
+                    self.spare.push(buf);
+                }
                 self.write(id);
                 Some(id)
             }
@@ -477,8 +540,7 @@ impl Driver {
                 self.relay.connect_failed(id, &why, now);
                 None
             }
-        };
-        self.flush(touched);
+        }
     }
 
     fn forget(&mut self, id: ConnId) {
@@ -506,15 +568,19 @@ impl Driver {
             return;
         }
         let n = data.len().min(IO_CHUNK * 4);
-        if w.send(Some(data[..n].to_vec())).is_ok() {
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.extend_from_slice(&data[..n]);
+        if w.send(Some(buf)).is_ok() {
             h.in_flight = true;
         }
     }
 
     /// Carries out the relay's outputs and updates read permissions.
-    fn flush(&mut self, touched: Option<ConnId>) {
+    fn flush(&mut self, touched: &[ConnId]) {
         let mut check: Vec<ConnId> = self.paused.iter().copied().collect();
-        check.extend(touched);
+        check.extend_from_slice(touched);
+        check.sort_unstable();
+        check.dedup();
         while let Some(out) = self.relay.poll_output() {
             match out {
                 Output::Transmit(id) => {
