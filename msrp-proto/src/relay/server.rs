@@ -480,6 +480,8 @@ struct Conn {
     /// The previous hop's URI (first From-Path URI) of the last request that came in on this
     /// connection toward one of our clients (key of [`Relay::prev_hops`]).
     prev_hop: Option<PrevHopKey>,
+    /// The route of the last request forwarded from this connection ([`Relay::cached_route`]).
+    route: Option<Box<RouteCache>>,
     accepted: bool,
     parser: Parser,
     inbuf: Vec<u8>,
@@ -529,6 +531,7 @@ impl Conn {
             state,
             target: None,
             prev_hop: None,
+            route: None,
             accepted: false,
             parser: Parser::new(parser_limits),
             inbuf: Vec::new(),
@@ -574,6 +577,28 @@ enum Timer {
     TxSweep(ConnId),
     Session(String),
     Stall(ConnId),
+}
+
+/// A routing decision kept for the next requests with the same paths (a session's chunks).
+#[derive(Debug)]
+struct RouteCache {
+    /// The To-Path value decided for.
+    to: String,
+    /// The first From-Path URI decided for (it picks the previous hop's connection).
+    from_first: String,
+    /// `to[..ours_end]` are our URIs.
+    ours_end: usize,
+    /// Session ids of our URIs and the connections they were bound to.
+    sids: Vec<(String, ConnId)>,
+    route: CachedRoute,
+    /// The previous hop noted ([`Conn::prev_hop`]).
+    prev: Option<PrevHopKey>,
+}
+
+#[derive(Debug)]
+enum CachedRoute {
+    Conn(ConnId),
+    Connect(MsrpUri),
 }
 
 /// Which way a request travels through us.
@@ -1680,122 +1705,141 @@ impl Relay {
         // Only those are parsed; the rest of the path moves as text (the parser checked every
         // URI of both paths, RFC 4975 §9).
         let to_value = head.get_kind(HeaderKind::ToPath).unwrap_or("");
-        let (first_s, mut rest_s) = split_first_uri(to_value);
-        let Some(first) = MsrpUri::parse(first_s).ok() else {
-            return self.reject(id, &head, StatusCode::BAD_REQUEST, "empty To-Path");
-        };
-        if !self.is_our_host(&first) {
-            // RFC 4976 §6.2: not addressed to this relay: drop the connection.
-            self.event(RelayEvent::Rejected {
-                conn: id,
-                status: 0,
-                reason: format!("To-Path {first} does not name this relay"),
-            });
-            if let Some(c) = self.conns.get_mut(&id) {
-                c.rx = Rx::Discard(None);
-            }
-            self.close_after_flush(id);
-            return;
-        }
         let method = head.method().cloned().unwrap_or(Method::Report);
-        if method == Method::Auth && rest_s.is_empty() {
-            // RFC 4976 §6.3: an AUTH for this relay. It has no body we use.
-            if let Some(c) = self.conns.get_mut(&id) {
-                c.rx = Rx::Discard(None);
-            }
-            return self.on_auth(id, &head, &first);
-        }
-        let Some(sid) = first.session_id() else {
-            return self.reject(
-                id,
-                &head,
-                StatusCode::FORBIDDEN,
-                "To-Path names this relay without a Use-Path session",
-            );
-        };
-        let Some(bound) = self.live_binding(sid).map(|b| b.conn) else {
-            // RFC 4976 §6.3: a URI that is not (or no longer) valid.
-            return self.reject(
-                id,
-                &head,
-                StatusCode::SESSION_DOES_NOT_EXIST,
-                "unknown or expired Use-Path URI",
-            );
-        };
-        if rest_s.is_empty() {
-            return self.reject(
-                id,
-                &head,
-                StatusCode::BAD_REQUEST,
-                "To-Path ends at this relay",
-            );
-        }
-        // Our URIs taken off the front of To-Path so far: `to_value[..ours_end]`.
-        let mut ours_end = first_s.len();
-        // The Use-Path URI of ours being handled (its binding decides the direction).
-        let mut cur = first;
-        let mut arrived_on_bound = bound == id;
-        let route = loop {
-            // RFC 4976 §6.4: either the previous hop is the client's connection, or the next
-            // hop is the next hop back toward the client.
-            let (next_s, after) = split_first_uri(rest_s);
-            let Ok(next) = MsrpUri::parse(next_s) else {
-                return self.reject(id, &head, StatusCode::BAD_REQUEST, "unparsable To-Path");
-            };
-            if arrived_on_bound {
-                if self.is_our_host(&next) {
-                    // The peer is also a client of ours: run the rules again for that URI.
-                    if next
-                        .session_id()
-                        .and_then(|s| self.live_binding(s))
-                        .is_none()
-                    {
-                        return self.reject(
-                            id,
-                            &head,
-                            StatusCode::SESSION_DOES_NOT_EXIST,
-                            "unknown next-hop Use-Path URI of this relay",
-                        );
+        let from_value = head.get_kind(HeaderKind::FromPath).unwrap_or("");
+        let first_s = split_first_uri(to_value).0;
+        let (ours_end, route) = match self.cached_route(id, to_value, from_value) {
+            Some(r) => r,
+            None => {
+                let (first_s, mut rest_s) = split_first_uri(to_value);
+                let Some(first) = MsrpUri::parse(first_s).ok() else {
+                    return self.reject(id, &head, StatusCode::BAD_REQUEST, "empty To-Path");
+                };
+                if !self.is_our_host(&first) {
+                    // RFC 4976 §6.2: not addressed to this relay: drop the connection.
+                    self.event(RelayEvent::Rejected {
+                        conn: id,
+                        status: 0,
+                        reason: format!("To-Path {first} does not name this relay"),
+                    });
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.rx = Rx::Discard(None);
                     }
-                    if after.is_empty() {
+                    self.close_after_flush(id);
+                    return;
+                }
+                if method == Method::Auth && rest_s.is_empty() {
+                    // RFC 4976 §6.3: an AUTH for this relay. It has no body we use.
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.rx = Rx::Discard(None);
+                    }
+                    return self.on_auth(id, &head, &first);
+                }
+                let Some(sid) = first.session_id() else {
+                    return self.reject(
+                        id,
+                        &head,
+                        StatusCode::FORBIDDEN,
+                        "To-Path names this relay without a Use-Path session",
+                    );
+                };
+                let Some(bound) = self.live_binding(sid).map(|b| b.conn) else {
+                    // RFC 4976 §6.3: a URI that is not (or no longer) valid.
+                    return self.reject(
+                        id,
+                        &head,
+                        StatusCode::SESSION_DOES_NOT_EXIST,
+                        "unknown or expired Use-Path URI",
+                    );
+                };
+                if rest_s.is_empty() {
+                    return self.reject(
+                        id,
+                        &head,
+                        StatusCode::BAD_REQUEST,
+                        "To-Path ends at this relay",
+                    );
+                }
+                // Our URIs' session ids and the connections they were bound to (for the cache).
+                let mut sids = vec![(sid.to_string(), bound)];
+                let mut prev_key = None;
+                // Our URIs taken off the front of To-Path so far: `to_value[..ours_end]`.
+                let mut ours_end = first_s.len();
+                // The Use-Path URI of ours being handled (its binding decides the direction).
+                let mut cur = first;
+                let mut arrived_on_bound = bound == id;
+                let route = loop {
+                    // RFC 4976 §6.4: either the previous hop is the client's connection, or the next
+                    // hop is the next hop back toward the client.
+                    let (next_s, after) = split_first_uri(rest_s);
+                    let Ok(next) = MsrpUri::parse(next_s) else {
                         return self.reject(
                             id,
                             &head,
                             StatusCode::BAD_REQUEST,
-                            "To-Path ends at this relay",
+                            "unparsable To-Path",
                         );
+                    };
+                    if arrived_on_bound {
+                        if self.is_our_host(&next) {
+                            // The peer is also a client of ours: run the rules again for that URI.
+                            let next_sid = next.session_id().unwrap_or_default();
+                            let Some(next_conn) = self.live_binding(next_sid).map(|b| b.conn)
+                            else {
+                                return self.reject(
+                                    id,
+                                    &head,
+                                    StatusCode::SESSION_DOES_NOT_EXIST,
+                                    "unknown next-hop Use-Path URI of this relay",
+                                );
+                            };
+                            sids.push((next_sid.to_string(), next_conn));
+                            if after.is_empty() {
+                                return self.reject(
+                                    id,
+                                    &head,
+                                    StatusCode::BAD_REQUEST,
+                                    "To-Path ends at this relay",
+                                );
+                            }
+                            ours_end += 1 + next_s.len();
+                            rest_s = after;
+                            cur = next;
+                            arrived_on_bound = false;
+                            continue;
+                        }
+                        break Route::Connect(next);
                     }
-                    ours_end += 1 + next_s.len();
-                    rest_s = after;
-                    cur = next;
-                    arrived_on_bound = false;
-                    continue;
-                }
-                break Route::Connect(next);
+                    let binding = cur.session_id().and_then(|s| self.sessions.get(s));
+                    let Some(conn) = binding
+                        .filter(|b| same_authority(&next, &b.toward_client))
+                        .map(|b| b.conn)
+                    else {
+                        return self.reject(
+                            id,
+                            &head,
+                            StatusCode::FORBIDDEN,
+                            "Use-Path URI of another client: the next hop is not toward that client",
+                        );
+                    };
+                    // RFC 4975 §5.4, RFC 6135 §4.5: requests back to this previous hop reuse the
+                    // connection it opened.
+                    let from_first = head
+                        .get_kind(HeaderKind::FromPath)
+                        .map(|f| split_first_uri(f).0)
+                        .and_then(|f| MsrpUri::parse(f).ok());
+                    if let Some(prev) = from_first {
+                        let key = prev_hop_key(&prev);
+                        self.note_prev_hop_key(id, &key);
+                        prev_key = Some(key);
+                    }
+                    break Route::Conn(conn);
+                };
+                self.cache_route(id, to_value, from_value, ours_end, sids, &route, prev_key);
+                (ours_end, route)
             }
-            let binding = cur.session_id().and_then(|s| self.sessions.get(s));
-            let Some(conn) = binding
-                .filter(|b| same_authority(&next, &b.toward_client))
-                .map(|b| b.conn)
-            else {
-                return self.reject(
-                    id,
-                    &head,
-                    StatusCode::FORBIDDEN,
-                    "Use-Path URI of another client: the next hop is not toward that client",
-                );
-            };
-            // RFC 4975 §5.4, RFC 6135 §4.5: requests back to this previous hop reuse the
-            // connection it opened.
-            let from_first = head
-                .get_kind(HeaderKind::FromPath)
-                .map(|f| split_first_uri(f).0)
-                .and_then(|f| MsrpUri::parse(f).ok());
-            if let Some(prev) = from_first {
-                self.note_prev_hop(id, &prev);
-            }
-            break Route::Conn(conn);
         };
+        let rest_s = &to_value[(ours_end + 1).min(to_value.len())..];
         let target = match route {
             Route::Conn(c) => c,
             Route::Connect(uri) => match self.connection_to(&uri) {
@@ -1819,7 +1863,6 @@ impl Relay {
             );
         }
         let fr = head.failure_report().unwrap_or(FailureReport::Yes);
-        let from_value = head.get_kind(HeaderKind::FromPath).unwrap_or("");
         let meta = TxMeta {
             source: id,
             method: method.clone(),
@@ -1914,12 +1957,11 @@ impl Relay {
     }
 
     /// Remembers that `prev` (a first From-Path URI) reached us over `id`.
-    fn note_prev_hop(&mut self, id: ConnId, prev: &MsrpUri) {
-        let key = prev_hop_key(prev);
+    fn note_prev_hop_key(&mut self, id: ConnId, key: &PrevHopKey) {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        if c.prev_hop.as_ref() == Some(&key) {
+        if c.prev_hop.as_ref() == Some(key) {
             return;
         }
         if let Some(old) = c.prev_hop.replace(key.clone()) {
@@ -1927,7 +1969,61 @@ impl Relay {
                 self.prev_hops.remove(&old);
             }
         }
-        self.prev_hops.insert(key, id);
+        self.prev_hops.insert(key.clone(), id);
+    }
+
+    /// The route of the last request forwarded from `id`, if this request has the same
+    /// To-Path and the same first From-Path URI and the Use-Path bindings it went through
+    /// are still live on the same connections (RFC 4976 §6.3: the URIs are valid until they
+    /// expire or their connection closes). The URIs are then not parsed again.
+    fn cached_route(&mut self, id: ConnId, to: &str, from: &str) -> Option<(usize, Route)> {
+        let rc = self.conns.get(&id)?.route.as_ref()?;
+        if rc.to != to || rc.from_first != split_first_uri(from).0 {
+            return None;
+        }
+        for (sid, conn) in &rc.sids {
+            if self.live_binding(sid).map(|b| b.conn) != Some(*conn) {
+                return None;
+            }
+        }
+        let (ours_end, route, prev) = match &rc.route {
+            CachedRoute::Conn(c) => (rc.ours_end, Route::Conn(*c), rc.prev.clone()),
+            CachedRoute::Connect(u) => (rc.ours_end, Route::Connect(u.clone()), None),
+        };
+        if let Some(key) = prev {
+            // RFC 4975 §5.4: as when the route was decided.
+            self.note_prev_hop_key(id, &key);
+        }
+        Some((ours_end, route))
+    }
+
+    /// Remembers the route just decided for requests from `id` (see [`Relay::cached_route`]).
+    #[allow(clippy::too_many_arguments)]
+    fn cache_route(
+        &mut self,
+        id: ConnId,
+        to: &str,
+        from: &str,
+        ours_end: usize,
+        sids: Vec<(String, ConnId)>,
+        route: &Route,
+        prev: Option<PrevHopKey>,
+    ) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let route = match route {
+            Route::Conn(t) => CachedRoute::Conn(*t),
+            Route::Connect(u) => CachedRoute::Connect(u.clone()),
+        };
+        c.route = Some(Box::new(RouteCache {
+            to: to.to_string(),
+            from_first: split_first_uri(from).0.to_string(),
+            ours_end,
+            sids,
+            route,
+            prev,
+        }));
     }
 
     /// The connection a previous hop with this URI opened to us, or an open or opening
