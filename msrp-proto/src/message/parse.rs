@@ -363,6 +363,7 @@ impl Parser {
     /// A message whose body or end-line would give an error (or anything unusual there, such
     /// as a body beginning with `-`) is delivered as its head alone; the next call then gives
     /// the body or the error, as `parse_ref` would.
+    #[inline]
     pub fn parse_message_ref<'p, 'b>(
         &'p mut self,
         buf: &'b [u8],

@@ -23,6 +23,7 @@ pub fn write_head_ref(head: &HeadRef<'_, '_>, out: &mut Vec<u8>) {
 /// gives it: the head, for a body the blank line and the body, then the end-line (RFC 4975
 /// §7.1: the CRLF before the end-line after a body). The same bytes as [`write_head_ref`],
 /// [`write_body_start`], the body and [`write_end_line`], with one reservation.
+#[inline]
 pub fn write_message_ref(msg: &MessageRef<'_, '_>, out: &mut Vec<u8>) {
     let head = msg.head.as_bytes();
     let tid = msg.head.transaction_id_bytes();
