@@ -326,44 +326,27 @@ pub(crate) fn known_header(line: &[u8]) -> Option<(HeaderKind, usize)> {
 #[inline(always)]
 fn known_header_long(line: &[u8]) -> Option<(HeaderKind, usize)> {
     use HeaderKind as K;
-    let word = |i: usize| {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&line[i..i + 8]);
-        u64::from_le_bytes(a)
-    };
-    let candidates: &[HeaderKind] = match line[0] | 0x20 {
-        b't' => &[K::ToPath],
-        b'f' => &[K::FromPath, K::FailureReport],
-        b'm' => &[K::MessageId, K::MinExpires, K::MaxExpires],
-        b'b' => &[K::ByteRange],
-        b'c' => &[
-            K::ContentType,
-            K::ContentId,
-            K::ContentDescription,
-            K::ContentDisposition,
-        ],
-        b's' => &[K::Status, K::SuccessReport],
-        b'u' => &[K::UsePath],
-        b'w' => &[K::WwwAuthenticate],
-        b'a' => &[K::Authorization, K::AuthenticationInfo],
-        b'e' => &[K::Expires],
-        _ => return None,
-    };
-    let w0 = word(0);
-    for &k in candidates {
-        let c = &CANON[k as usize];
-        if (w0 | c.fold[0]) & c.mask[0] != c.colon[0] {
-            continue;
-        }
-        if c.words > 1 && (word(8) | c.fold[1]) & c.mask[1] != c.colon[1] {
-            continue;
-        }
-        if c.words > 2 && (word(16) | c.fold[2]) & c.mask[2] != c.colon[2] {
-            continue;
-        }
-        return Some((k, c.len));
+    // each candidate compared by `expected_name` with a constant kind, so that its words
+    // and masks are immediates
+    let try_k = |k: HeaderKind| expected_name(line, k).map(|c| (k, c));
+    match line[0] | 0x20 {
+        b't' => try_k(K::ToPath),
+        b'f' => try_k(K::FromPath).or_else(|| try_k(K::FailureReport)),
+        b'm' => try_k(K::MessageId)
+            .or_else(|| try_k(K::MinExpires))
+            .or_else(|| try_k(K::MaxExpires)),
+        b'b' => try_k(K::ByteRange),
+        b'c' => try_k(K::ContentType)
+            .or_else(|| try_k(K::ContentId))
+            .or_else(|| try_k(K::ContentDescription))
+            .or_else(|| try_k(K::ContentDisposition)),
+        b's' => try_k(K::Status).or_else(|| try_k(K::SuccessReport)),
+        b'u' => try_k(K::UsePath),
+        b'w' => try_k(K::WwwAuthenticate),
+        b'a' => try_k(K::Authorization).or_else(|| try_k(K::AuthenticationInfo)),
+        b'e' => try_k(K::Expires),
+        _ => None,
     }
-    None
 }
 
 /// The parser's whole-head fast path, where RFC 4975 §9 puts a given header (To-Path
