@@ -758,6 +758,64 @@ fn a_peer_without_relay_reaches_a_client_through_its_use_path() {
 }
 
 #[test]
+fn repeated_paths_reuse_the_route_only_while_its_bindings_live() {
+    // The relay keeps the routing decision of a connection's last request (same To-Path and
+    // first From-Path URI); it must hold only while the Use-Path bindings it went through are
+    // live (RFC 4976 §6.3: a URI dies with its connection or at its expiry).
+    let mut w = World::new();
+    w.add_relay(relay(R1, 7001, 7101, 1, |_| {}));
+    let a = w.connect(0, false);
+    let b = w.connect(0, false);
+    let ra = authenticate(&mut w, a, &[&r1_uri()], ALICE, "alice", "alice-pw", None);
+    // Bob's URI lives 60 s, Alice's 1800 s.
+    let rb = authenticate(&mut w, b, &[&r1_uri()], BOB, "bob", "bob-pw", Some(60));
+    let ua = ra.head.get("Use-Path").unwrap().to_string();
+    let ub = rb.head.get("Use-Path").unwrap().to_string();
+    let to = [ua.clone(), ub.clone(), BOB.to_string()];
+    for (tid, body) in [("s0001", &b"one"[..]), ("s0002", &b"two"[..])] {
+        w.send_msg(a, &send_msg(tid, &to, ALICE, body, None));
+        assert_eq!(w.take_one(a).head.status_code(), Some(StatusCode::OK));
+        let got = w.take_one(b);
+        // The same rewrite the second time (RFC 4976 §6.4.1: our URIs to the front of
+        // From-Path, in reverse order).
+        assert_eq!(paths(&got.head), (BOB.into(), format!("{ub} {ua} {ALICE}")));
+        assert_eq!(got.body.as_deref(), Some(body));
+        w.send_msg(b, &response(&got, 200));
+    }
+    // Bob's URI expires: the same paths now get 481, nothing reaches Bob.
+    w.advance_time(61_000);
+    w.send_msg(a, &send_msg("s0003", &to, ALICE, b"three", None));
+    assert_eq!(
+        w.take_one(a).head.status_code(),
+        Some(StatusCode::SESSION_DOES_NOT_EXIST)
+    );
+    assert!(w.take(b).is_empty());
+    // Bob authenticates again on a new connection: a new URI, a new route; the old
+    // connection's route is not used for it.
+    let b2 = w.connect(0, false);
+    let rb2 = authenticate(&mut w, b2, &[&r1_uri()], BOB, "bob", "bob-pw", None);
+    let ub2 = rb2.head.get("Use-Path").unwrap().to_string();
+    assert_ne!(ub2, ub);
+    let to2 = [ua.clone(), ub2.clone(), BOB.to_string()];
+    w.send_msg(a, &send_msg("s0004", &to2, ALICE, b"four", None));
+    assert_eq!(w.take_one(a).head.status_code(), Some(StatusCode::OK));
+    let got = w.take_one(b2);
+    assert_eq!(
+        paths(&got.head),
+        (BOB.into(), format!("{ub2} {ua} {ALICE}"))
+    );
+    w.send_msg(b2, &response(&got, 200));
+    // Bob's new connection closes: the route cached for it dies with the binding.
+    w.close_client(b2);
+    w.send_msg(a, &send_msg("s0005", &to2, ALICE, b"five", None));
+    assert_eq!(
+        w.take_one(a).head.status_code(),
+        Some(StatusCode::SESSION_DOES_NOT_EXIST)
+    );
+    assert!(w.take(b).is_empty());
+}
+
+#[test]
 fn unknown_session_and_expired_or_closed_bindings_get_481() {
     let (mut w, a, b, ua, ub) = one_relay();
     let carol = "msrp://carol.example.com:9003/c1;tcp";
