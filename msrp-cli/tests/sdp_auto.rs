@@ -10,13 +10,9 @@ mod run;
 use coturn::Coturn;
 use run::msrp;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "../../msrp/tests/common/ports.rs"]
+mod ports;
+use ports::free_port;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

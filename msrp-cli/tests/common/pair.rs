@@ -4,12 +4,16 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+// Also loaded by msrp/tests/common/kamailio.rs in the tests that use both.
+#[allow(clippy::duplicate_mod)]
+#[path = "../../../msrp/tests/common/ports.rs"]
+mod ports;
 
 /// A child process killed (and reaped) when dropped, even when the test panics.
 pub struct Proc {
@@ -109,11 +113,7 @@ pub fn of_kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    ports::free_port()
 }
 
 /// Waits (bounded) until `path` exists and is not empty, then returns its content.

@@ -10,11 +10,17 @@
 #![allow(dead_code)]
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+// Also loaded by msrp-cli/tests/common/pair.rs in the tests that use both.
+#[allow(clippy::duplicate_mod)]
+#[path = "ports.rs"]
+mod ports;
 
 use msrp::tls::TlsIdentity;
 
@@ -89,10 +95,7 @@ fn kamailio_binary() -> Option<PathBuf> {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral loopback port")
-        .port()
+    ports::free_port()
 }
 
 impl Kamailio {
