@@ -18,6 +18,17 @@
 //! measures the acknowledgement latency (send to the `200 OK` of the last chunk, hop by hop:
 //! from the first relay when there is one, RFC 4976 §6.4).
 //!
+//! `--receivers-per-endpoint N` (with `--relay`) changes the topology: only the senders
+//! authenticate at the relays, each on its own connection with its own Use-Path; the
+//! receivers are not behind a relay and are reached by the last relay directly. N receivers
+//! share one endpoint (one listener), and the relay reuses one outbound connection per
+//! authority (RFC 4975 §5.4, RFC 4976 §6.3), so it carries their sessions over one
+//! connection per receiving endpoint. The relay then holds `sessions + sessions / N`
+//! connections instead of `2 x sessions` (10,000 sessions: 10,100 with N = 100).
+//!
+//! With `--rate`, the sessions' first messages are spread over one sending interval, so that
+//! the total rate is even rather than a burst of one message per session every interval.
+//!
 //! `--idle N` instead opens N connections to the first relay, authenticates each (one Use-Path
 //! per connection) and holds them idle, for measuring the relay's memory per session.
 //!
@@ -107,6 +118,12 @@ pub struct LoadArgs {
     /// File whose first line is `user:password`, instead of --relay-user/--relay-password.
     #[arg(long, value_name = "FILE", conflicts_with = "relay_password")]
     relay_credentials: Option<PathBuf>,
+    /// With --relay: only the senders authenticate at the relays; the receivers are reached
+    /// by the last relay directly, N sessions per receiving endpoint (one listener, one
+    /// connection from the relay), so the relay holds sessions + sessions/N connections
+    /// instead of 2 x sessions.
+    #[arg(long, value_name = "N", requires = "relay", conflicts_with = "idle")]
+    receivers_per_endpoint: Option<usize>,
     /// Instead of sending: open N connections to the first --relay, AUTH on each and hold
     /// them idle (prints an `idle_ready` event once all are authenticated).
     #[arg(long, value_name = "N", conflicts_with_all = ["count", "rate"])]
@@ -224,6 +241,9 @@ struct Plan {
     session: SessionConfig,
     window: usize,
     relays: Vec<RelaySpec>,
+    /// Receivers per shared receiving endpoint, not behind the relays (`None`: each session
+    /// has its own receiving endpoint, behind the relays when there are some).
+    receivers_per_endpoint: Option<usize>,
     timeout: Duration,
     drain: Duration,
     progress: Option<Duration>,
@@ -281,6 +301,11 @@ fn plan(a: &LoadArgs) -> anyhow::Result<Plan> {
             bail!("--count {c} is smaller than --sessions {}", a.sessions);
         }
     }
+    if a.receivers_per_endpoint
+        .is_some_and(|n| n == 0 || n > 100_000)
+    {
+        bail!("--receivers-per-endpoint must be between 1 and 100000");
+    }
     let mut session = SessionConfig::default();
     if let Some(c) = a.chunk_size {
         session.max_chunk_size = c;
@@ -296,6 +321,7 @@ fn plan(a: &LoadArgs) -> anyhow::Result<Plan> {
         session,
         window: a.window,
         relays,
+        receivers_per_endpoint: a.receivers_per_endpoint,
         timeout: Duration::from_secs(a.timeout.max(1)),
         drain: Duration::from_secs(a.drain_timeout),
         progress: a.progress.map(|p| secs("--progress", p)).transpose()?,
@@ -475,8 +501,9 @@ impl Seen {
 
 struct Pair {
     sender: SessionSender,
-    /// Keep the endpoints (their drivers stop when dropped).
-    _endpoints: (MsrpEndpoint, MsrpEndpoint),
+    /// Keep the endpoints (their drivers stop when dropped): the sender's, and the
+    /// receiver's unless it is a shared one.
+    _endpoints: (MsrpEndpoint, Option<MsrpEndpoint>),
     /// Drains the sender session's notices.
     sender_notices: tokio::task::JoinHandle<()>,
     receiver: MsrpSession,
@@ -494,22 +521,47 @@ async fn bounded<T, E: std::fmt::Display>(
     }
 }
 
-async fn make_pair(p: &Plan, listen: IpAddr, i: usize) -> anyhow::Result<Pair> {
+fn endpoint_options(p: &Plan, listen: IpAddr) -> Options {
     let mut opts = Options::new(SocketAddr::new(listen, 0));
     opts.session = p.session.clone();
     opts.endpoint.connect_timeout = p.timeout;
+    opts
+}
+
+/// Sets up session `i`: a sender endpoint, and a receiver endpoint of its own or the
+/// `shared` one (then not behind the relays: the last relay connects to it).
+async fn make_pair(
+    p: &Plan,
+    listen: IpAddr,
+    i: usize,
+    shared: Option<&MsrpEndpoint>,
+) -> anyhow::Result<Pair> {
+    let opts = endpoint_options(p, listen);
     let a = MsrpEndpoint::bind(opts.clone())
         .await
         .with_context(|| format!("session {i}: binding the sender on {listen}"))?;
-    let b = MsrpEndpoint::bind(opts)
-        .await
-        .with_context(|| format!("session {i}: binding the receiver on {listen}"))?;
+    let own = match shared {
+        Some(_) => None,
+        None => Some(
+            MsrpEndpoint::bind(opts)
+                .await
+                .with_context(|| format!("session {i}: binding the receiver on {listen}"))?,
+        ),
+    };
+    let b = shared.or(own.as_ref()).expect("one of the two");
     let mut acfg = a.local_config();
+    // A fresh session id per call, also on a shared endpoint.
     let mut bcfg = b.local_config();
     if !p.relays.is_empty() {
         // RFC 4976 §5.1: AUTH to the relays first; a=path then starts with the Use-Path and
-        // the session runs over the connection to the first relay (RFC 6135 §4.5).
-        for (ep, cfg, who) in [(&a, &mut acfg, "sender"), (&b, &mut bcfg, "receiver")] {
+        // the session runs over the connection to the first relay (RFC 6135 §4.5). A shared
+        // receiver is not behind the relays: its a=path is its own URI only, and the last
+        // relay connects to it (RFC 4976 §6.3).
+        let mut who_auth = vec![(&a, &mut acfg, "sender")];
+        if shared.is_none() {
+            who_auth.push((b, &mut bcfg, "receiver"));
+        }
+        for (ep, cfg, who) in who_auth {
             let me = MsrpUri::new(
                 Scheme::Msrp,
                 cfg.host.clone(),
@@ -560,7 +612,7 @@ async fn make_pair(p: &Plan, listen: IpAddr, i: usize) -> anyhow::Result<Pair> {
     let sender_notices = tokio::spawn(async move { while asess.next_notice().await.is_some() {} });
     Ok(Pair {
         sender,
-        _endpoints: (a, b),
+        _endpoints: (a, own),
         sender_notices,
         receiver: bs,
     })
@@ -578,6 +630,8 @@ struct SendJob {
     stall: Duration,
     template: Arc<Vec<u8>>,
     t0: Instant,
+    /// Wait before the first message (with --rate: this session's place in the interval).
+    first_delay: Duration,
 }
 
 async fn send_loop(job: SendJob, sender: SessionSender, stats: Arc<Stats>) {
@@ -601,7 +655,8 @@ async fn send_loop(job: SendJob, sender: SessionSender, stats: Arc<Stats>) {
         }
         None => {}
     };
-    let mut next = Instant::now();
+    // Spread the sessions' first messages over one interval (an even total rate).
+    let mut next = Instant::now() + job.first_delay;
     let mut seq = 0u64;
     loop {
         if job.quota.is_some_and(|q| seq >= q) {
@@ -771,14 +826,32 @@ async fn run_load(p: Plan, listen: IpAddr, rate: f64) -> anyhow::Result<()> {
     let chunk_size = p.session.chunk_size(!p.relays.is_empty());
     let setup_start = Instant::now();
     let mut pairs = Vec::with_capacity(p.sessions);
+    // Shared receiving endpoints (--receivers-per-endpoint), kept until the end.
+    let mut shared: Vec<MsrpEndpoint> = Vec::new();
     for i in 0..p.sessions {
-        pairs.push(make_pair(&p, listen, i).await?);
+        let recv = match p.receivers_per_endpoint {
+            Some(n) => {
+                if i % n == 0 {
+                    shared.push(
+                        MsrpEndpoint::bind(endpoint_options(&p, listen))
+                            .await
+                            .with_context(|| {
+                                format!("binding receiving endpoint {} on {listen}", i / n)
+                            })?,
+                    );
+                }
+                shared.last()
+            }
+            None => None,
+        };
+        pairs.push(make_pair(&p, listen, i, recv).await?);
     }
     out.event(json!({
         "event": "ready",
         "mode": mode,
         "relays": relays,
         "sessions": p.sessions,
+        "receiving_endpoints": shared.len(),
         "setup_s": setup_start.elapsed().as_secs_f64(),
     }));
     out.note(format!(
@@ -819,6 +892,10 @@ async fn run_load(p: Plan, listen: IpAddr, rate: f64) -> anyhow::Result<()> {
             window: p.window,
             template: template.clone(),
             t0,
+            first_delay: p
+                .interval
+                .map(|iv| iv.mul_f64(i as f64 / p.sessions as f64))
+                .unwrap_or_default(),
         };
         senders.spawn(send_loop(job, pair.sender.clone(), stats.clone()));
         receivers.spawn(receive_loop(
@@ -952,6 +1029,7 @@ async fn run_load(p: Plan, listen: IpAddr, rate: f64) -> anyhow::Result<()> {
         );
     }
     drop(keep);
+    drop(shared);
     if lost > 0 || duplicated > 0 || corrupt > 0 || failed > 0 {
         return Err(anyhow::Error::new(Failure {
             code: EXIT_LOSS,

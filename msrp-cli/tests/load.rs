@@ -344,6 +344,84 @@ fn relay_killed_mid_run_gives_loss_and_exit_4() {
     assert!(err.contains("lost"), "{err}");
 }
 
+/// Sockets (TCP connections and listeners) the process `pid` holds now.
+fn sockets_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn shared_receivers_halve_the_relay_connections_and_lose_nothing() {
+    // 50 sessions, 25 receivers per receiving endpoint: only the 50 senders authenticate
+    // (each on its own connection, its own Use-Path); the relay reaches the two receiving
+    // endpoints over one outbound connection each (reused by authority, RFC 4976 §6.3), so
+    // it holds 52 connections, not the 100 of two authenticated ends per session.
+    let dir = tempfile::tempdir().unwrap();
+    let relay = start_relay(dir.path(), &["--max-connections-per-address", "1000"]);
+    let pid = relay.proc.0.id();
+    let base = sockets_of(pid);
+    let child = Command::new(env!("CARGO_BIN_EXE_msrp"))
+        .args(["load", "--relay", &relay.uri()])
+        .args(["--relay-user", "u", "--relay-password", "pw"])
+        .args(["--sessions", "50", "--receivers-per-endpoint", "25"])
+        .args(["--duration", "2", "--rate", "250", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut load = Guard(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut most = 0;
+    while load.0.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "msrp load did not finish");
+        most = most.max(sockets_of(pid));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let Guard(c) = &mut load;
+    let mut out = String::new();
+    let mut err = String::new();
+    std::io::Read::read_to_string(c.stdout.as_mut().unwrap(), &mut out).unwrap();
+    std::io::Read::read_to_string(c.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(
+        c.wait().unwrap().code(),
+        Some(0),
+        "{out}\n{err}\nrelay:\n{}",
+        relay.log()
+    );
+    let ev: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(ev[0]["event"], "ready", "{ev:?}");
+    assert_eq!(ev[0]["receiving_endpoints"], 2, "{ev:?}");
+    let r = ev
+        .iter()
+        .find(|v| v["event"] == "result")
+        .unwrap_or_else(|| panic!("no result: {out}\n{err}"));
+    let sent = r["sent"].as_u64().unwrap();
+    // 250/s for 2 s: every one of the 50 sessions sent (the rate is spread evenly).
+    assert!((400..=560).contains(&sent), "{r}");
+    assert_complete(r, sent, 1024);
+    // Only the senders authenticated (wait for more to show up: none may).
+    assert_eq!(
+        relay.count_in_log("authenticated", 51),
+        50,
+        "{}",
+        relay.log()
+    );
+    // 50 sender connections + 2 outbound to the receiving endpoints, over the listener(s).
+    assert_eq!(most, base + 52, "relay sockets: {most}, listeners {base}");
+    drop(relay);
+}
+
 #[test]
 fn idle_connections_stay_authenticated_at_the_relay() {
     let dir = tempfile::tempdir().unwrap();
