@@ -1577,9 +1577,22 @@ impl Driver {
 /// mapped and warm, instead of a fresh allocation whose pages fault in on the first write
 /// (with 1 MiB blocks, glibc serves each from fresh pages). Bounded: at most
 /// [`POOL_BYTES`] bytes are kept, in blocks of [`MIN_STREAM_BLOCK`] to
-/// [`MAX_STREAM_BLOCK`] bytes.
+/// [`MAX_STREAM_BLOCK`] bytes, and never more blocks than streams took out and did not give
+/// back: the bodies of small messages (`send_bytes`, copied into 4 KiB blocks by the core)
+/// are not kept for streams that never come. Before that rule, an endpoint sending only small
+/// messages ended up holding 4 MiB of blocks nobody would take (found by the relay soak:
+/// `msrp load` grew by 4 KiB per message and session until each endpoint's pool was full).
 #[derive(Clone, Default)]
-struct BlockPool(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+struct BlockPool(Arc<std::sync::Mutex<PoolState>>);
+
+#[derive(Default)]
+struct PoolState {
+    blocks: Vec<Vec<u8>>,
+    /// Sum of the kept blocks' capacities.
+    kept: usize,
+    /// Blocks handed out by [`BlockPool::get`] and not yet given back.
+    lent: usize,
+}
 
 /// Bytes of capacity a [`BlockPool`] keeps at most.
 const POOL_BYTES: usize = 4 * 1024 * 1024;
@@ -1593,12 +1606,15 @@ impl fmt::Debug for BlockPool {
 impl BlockPool {
     /// An empty buffer with room for `cap` bytes (and not much more), reused if one is kept.
     fn get(&self, cap: usize) -> Vec<u8> {
-        if let Ok(mut blocks) = self.0.lock() {
-            if let Some(i) = blocks
+        if let Ok(mut p) = self.0.lock() {
+            p.lent += 1;
+            if let Some(i) = p
+                .blocks
                 .iter()
                 .position(|b| b.capacity() >= cap && b.capacity() <= cap.saturating_mul(2))
             {
-                let mut b = blocks.swap_remove(i);
+                let mut b = p.blocks.swap_remove(i);
+                p.kept -= b.capacity();
                 b.clear();
                 return b;
             }
@@ -1606,18 +1622,29 @@ impl BlockPool {
         Vec::with_capacity(cap)
     }
 
-    /// Keeps `block` for reuse when it has a stream block's size and the pool has room.
+    /// Keeps `block` for reuse when it has a stream block's size, a stream took a block out
+    /// that has not come back, and the pool has room.
     fn put(&self, block: Vec<u8>) {
         let cap = block.capacity();
         if !(MIN_STREAM_BLOCK..=MAX_STREAM_BLOCK).contains(&cap) {
             return;
         }
-        if let Ok(mut blocks) = self.0.lock() {
-            let kept: usize = blocks.iter().map(Vec::capacity).sum();
-            if kept + cap <= POOL_BYTES {
-                blocks.push(block);
+        if let Ok(mut p) = self.0.lock() {
+            if p.lent == 0 {
+                return;
+            }
+            p.lent -= 1;
+            if p.kept + cap <= POOL_BYTES {
+                p.kept += cap;
+                p.blocks.push(block);
             }
         }
+    }
+
+    /// Bytes of capacity kept now.
+    #[cfg(test)]
+    fn kept(&self) -> usize {
+        self.0.lock().map(|p| p.kept).unwrap_or(0)
     }
 }
 
@@ -1761,6 +1788,40 @@ pub fn host_of(addr: SocketAddr) -> Host {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_pool_keeps_only_what_streams_took_out() {
+        let pool = BlockPool::default();
+        // Small messages' bodies (4 KiB blocks from the core) with no stream: none kept,
+        // however many.
+        for _ in 0..2000 {
+            pool.put(Vec::with_capacity(MIN_STREAM_BLOCK));
+        }
+        assert_eq!(pool.kept(), 0);
+        // A stream takes a block out and its chunk body comes back: kept, and reused by the
+        // next block of the stream (the same allocation).
+        let b = pool.get(64 * 1024);
+        let ptr = b.as_ptr();
+        pool.put(b);
+        assert_eq!(pool.kept(), 64 * 1024);
+        let again = pool.get(64 * 1024);
+        assert_eq!(again.as_ptr(), ptr);
+        assert_eq!(pool.kept(), 0);
+        // Only as many blocks come back in as went out: the second put has no lender.
+        pool.put(again);
+        pool.put(Vec::with_capacity(64 * 1024));
+        assert_eq!(pool.kept(), 64 * 1024);
+        // Bounded by POOL_BYTES even when streams took out more.
+        let out: Vec<Vec<u8>> = (0..8).map(|_| pool.get(MAX_STREAM_BLOCK)).collect();
+        for b in out {
+            pool.put(b);
+        }
+        assert!(pool.kept() <= POOL_BYTES, "{}", pool.kept());
+        // Blocks outside the stream sizes are never kept.
+        let _ = pool.get(MIN_STREAM_BLOCK);
+        pool.put(Vec::with_capacity(100));
+        assert!(pool.kept() <= POOL_BYTES);
+    }
 
     #[test]
     fn content_disposition_file_names_round_trip_and_parse() {
