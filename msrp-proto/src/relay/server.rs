@@ -566,6 +566,10 @@ struct Binding {
     expires_at: u64,
     /// The first From-Path URI of the AUTH: the next hop back toward the client.
     toward_client: MsrpUri,
+    /// Who authenticated, and the AUTH's whole From-Path (ending with the client's URI): a
+    /// later AUTH with both the same on the same connection renews this URI.
+    user: String,
+    auth_from: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -2281,8 +2285,32 @@ impl Relay {
             Some(e) => e,
             None => self.config.default_expires.min(self.config.max_expires),
         };
+        // Refresh. RFC 4976 §5.1 grants a URI per AUTH and says nothing of extending one, but
+        // a client keeps using a relay past the lifetime by sending AUTH again before Expires
+        // (our RelayClient does at 3/4 of it), while its sessions carry the URI they were
+        // negotiated with in their SDP. A fresh URI would leave all of them to die at the old
+        // one's expiry (481 "unknown or expired Use-Path URI": found by the 10,000-session
+        // soak, every session at once 300 s in), and each refresh would take one more of the
+        // connection's `max_sessions_per_connection` slots. So a later AUTH by the same user
+        // with the same From-Path (the client's own URI last) over the same connection renews
+        // the live URI it holds: the same Use-Path, a new Expires (§6.3 still holds: valid on
+        // this connection only, invalidated after the expiry it was last given).
+        let auth_from = join(&from_path);
+        let renew = self.conns.get(&id).and_then(|c| {
+            c.sessions
+                .iter()
+                .find(|sid| {
+                    self.sessions.get(*sid).is_some_and(|b| {
+                        b.conn == id
+                            && b.expires_at > self.now
+                            && b.user == verified.username
+                            && b.auth_from == auth_from
+                    })
+                })
+                .cloned()
+        });
         let live = self.conns.get(&id).map_or(0, |c| c.sessions.len());
-        if live >= self.config.limits.max_sessions_per_connection {
+        if renew.is_none() && live >= self.config.limits.max_sessions_per_connection {
             if let Some(h) = respond(StatusCode::FORBIDDEN) {
                 self.send_head(id, &h);
             }
@@ -2304,11 +2332,14 @@ impl Relay {
             _ => return,
         };
         // RFC 4976 §6.3: at least 64 bits of cryptographically random material.
-        let sid = loop {
-            let s = random_hex(&mut self.random, 12);
-            if !self.sessions.contains_key(&s) {
-                break s;
-            }
+        let sid = match &renew {
+            Some(sid) => sid.clone(),
+            None => loop {
+                let s = random_hex(&mut self.random, 12);
+                if !self.sessions.contains_key(&s) {
+                    break s;
+                }
+            },
         };
         let uri = MsrpUri::new(scheme, host_of(&self.config.host), port, sid.clone());
         // RFC 4976 §5.1 (example): the Use-Path is the relays before us (the From-Path
@@ -2322,11 +2353,16 @@ impl Relay {
                 conn: id,
                 expires_at,
                 toward_client,
+                user: verified.username.clone(),
+                auth_from,
             },
         );
-        if let Some(c) = self.conns.get_mut(&id) {
-            c.sessions.push(sid.clone());
+        if renew.is_none() {
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.sessions.push(sid.clone());
+            }
         }
+        // A renewed URI's earlier timer finds the later expiry and leaves it alone.
         self.timer(expires_at, Timer::Session(sid));
         let use_path_s = join(&use_path);
         let build = || -> Option<MessageHead> {

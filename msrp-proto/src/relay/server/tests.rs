@@ -410,8 +410,20 @@ fn auth_challenge_then_use_path_bound_to_this_relay() {
     assert!(ok.head.authentication_info().unwrap().contains("rspauth="));
     assert_eq!(w.relays[0].session_count(), 1);
 
-    // Every AUTH gets a fresh, distinct URI.
+    // An AUTH for another client URI gets a fresh, distinct URI; one for the same client
+    // URI renews the URI it holds (a refresh:
+    // `a_refresh_auth_renews_the_same_use_path_past_the_first_expiry`).
     let ok2 = authenticate(
+        &mut w,
+        a,
+        &[&format!("msrps://{R1}:7101;tcp")],
+        "msrp://alice.example.com:9001/a2;tcp",
+        "alice",
+        "alice-pw",
+        None,
+    );
+    assert_ne!(ok2.head.use_path(), ok.head.use_path());
+    let ok3 = authenticate(
         &mut w,
         a,
         &[&format!("msrps://{R1}:7101;tcp")],
@@ -420,7 +432,8 @@ fn auth_challenge_then_use_path_bound_to_this_relay() {
         "alice-pw",
         None,
     );
-    assert_ne!(ok2.head.use_path(), ok.head.use_path());
+    assert_eq!(ok3.head.use_path(), ok.head.use_path());
+    assert_eq!(w.relays[0].session_count(), 2);
     assert!(w
         .events
         .iter()
@@ -1246,8 +1259,10 @@ fn issued_session_ids_are_distinct() {
     w.add_relay(relay(R1, 7001, 7101, 1, |_| {}));
     let a = w.connect(0, false);
     let mut seen = HashSet::new();
-    for _ in 0..20 {
-        let r = authenticate(&mut w, a, &[&r1_uri()], ALICE, "alice", "alice-pw", None);
+    // One client URI per AUTH (the same one again would renew its URI).
+    for i in 0..20 {
+        let me = format!("msrp://alice.example.com:9001/a{i};tcp");
+        let r = authenticate(&mut w, a, &[&r1_uri()], &me, "alice", "alice-pw", None);
         assert!(seen.insert(r.head.get("Use-Path").unwrap().to_string()));
     }
 }
@@ -1311,4 +1326,82 @@ fn a_sender_held_back_by_backpressure_is_not_a_stall() {
     w.clients[b].paused = false;
     w.drive();
     assert_eq!(w.take_one(b).body.map(|v| v.len()), Some(50_000));
+}
+
+#[test]
+fn a_refresh_auth_renews_the_same_use_path_past_the_first_expiry() {
+    // The soak's finding: sessions negotiated with a Use-Path died at its first expiry even
+    // though the client refreshed (a new URI each AUTH). Now a later AUTH by the same user
+    // with the same From-Path on the same connection renews the URI it holds.
+    let mut w = World::new();
+    w.add_relay(relay(R1, 7001, 7101, 1, |c| {
+        c.limits.max_sessions_per_connection = 2;
+    }));
+    let a = w.connect(0, false);
+    let b = w.connect(0, false);
+    let first = authenticate(
+        &mut w,
+        a,
+        &[&r1_uri()],
+        ALICE,
+        "alice",
+        "alice-pw",
+        Some(300),
+    );
+    assert_eq!(first.head.status_code(), Some(StatusCode::OK), "{first:?}");
+    let ua = first.head.get("Use-Path").unwrap().to_string();
+    let rb = authenticate(&mut w, b, &[&r1_uri()], BOB, "bob", "bob-pw", None);
+    let ub = rb.head.get("Use-Path").unwrap().to_string();
+    // Refreshes at 3/4 of the lifetime, more of them than the connection has URI slots:
+    // every one is a 200 with the same Use-Path and the new Expires.
+    for _ in 0..4 {
+        w.advance_time(225_000);
+        let again = authenticate(
+            &mut w,
+            a,
+            &[&r1_uri()],
+            ALICE,
+            "alice",
+            "alice-pw",
+            Some(300),
+        );
+        assert_eq!(again.head.status_code(), Some(StatusCode::OK), "{again:?}");
+        assert_eq!(again.head.get("Use-Path").unwrap(), ua);
+        assert_eq!(again.head.expires(), Some(300));
+    }
+    // 900 s after the first AUTH (three lifetimes): Bob still reaches Alice through it.
+    let m = send_msg(
+        "s0001",
+        &[ub.clone(), ua.clone(), ALICE.into()],
+        BOB,
+        b"still here",
+        None,
+    );
+    w.send_msg(b, &m);
+    assert_eq!(w.take_one(b).head.status_code(), Some(StatusCode::OK));
+    let got = w.take_one(a);
+    assert_eq!(got.body.as_deref(), Some(&b"still here"[..]));
+    w.send_msg(a, &response(&got, 200));
+    // Another client URI on the same connection gets a URI of its own (not Alice's), and
+    // takes the connection's second and last slot.
+    let other = authenticate(
+        &mut w,
+        a,
+        &[&r1_uri()],
+        "msrp://alice.example.com:9001/a2;tcp",
+        "alice",
+        "alice-pw",
+        Some(300),
+    );
+    assert_eq!(other.head.status_code(), Some(StatusCode::OK), "{other:?}");
+    assert_ne!(other.head.get("Use-Path").unwrap(), ua);
+    // Without a refresh the URI ends at the expiry it was last given (RFC 4976 §6.3).
+    w.advance_time(300_001);
+    let m = send_msg("s0002", &[ub, ua, ALICE.into()], BOB, b"gone", None);
+    w.send_msg(b, &m);
+    assert_eq!(
+        w.take_one(b).head.status_code(),
+        Some(StatusCode::SESSION_DOES_NOT_EXIST)
+    );
+    assert!(w.take(a).is_empty());
 }
