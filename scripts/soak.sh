@@ -241,6 +241,9 @@ log = open(os.path.join(work, "relay.log"), errors="replace").read()
 auth_conns = set(re.findall(r"authenticated conn=(\S+)", log))
 auths = len(re.findall(r"\bauthenticated\b", log))
 auth_failed = log.count("AUTH failed")
+# 401 stale=true for an Authorization with an expired nonce (RFC 2617 §3.2.1): the client
+# retries with the new nonce; a refresh after the nonce lifetime (300 s) always gets one.
+auth_stale = len(re.findall(r"AUTH failed .*reason=stale nonce", log))
 rejected = len(re.findall(r"\brejected\b", log))
 fail_reports = log.count("failure REPORT sent")
 panics = log.count("panicked")
@@ -256,7 +259,8 @@ rss = [int(r["relay_rss_kib"]) for r in run]
 ok = True
 print("\n==== soak summary ====")
 print(f"sessions: {tot['sessions']} in {procs} load process(es) ({'missing results from ' + str(missing) if missing else 'all reported'});"
-      f" relay AUTHs {auths} on {len(auth_conns)} connections, AUTH failures {auth_failed}")
+      f" relay AUTHs {auths} on {len(auth_conns)} connections (refreshes included), AUTH failures"
+      f" {auth_failed - auth_stale} (plus {auth_stale} 401 stale nonce, retried)")
 print(f"messages: sent {tot['sent']}, acked {tot['acked']}, received {tot['received']}, lost {tot['lost']},"
       f" duplicated {tot['duplicated']}, corrupt {tot['corrupt']}, failed {tot['failed']}, aborted {tot['aborted']}")
 lat = [r["delivery_latency_ms"] for r in results if r]
@@ -265,7 +269,8 @@ if lat:
         f"p50 {l['p50']} p99 {l['p99']} max {l['max']}" for l in lat))
 print(f"relay log: rejected {rejected}, failure REPORTs {fail_reports}, panics {panics}")
 if missing or tot["lost"] or tot["duplicated"] or tot["corrupt"] or tot["failed"] or tot["aborted"] \
-        or tot["sent"] == 0 or tot["sessions"] != sessions or panics:
+        or tot["sent"] == 0 or tot["sessions"] != sessions or panics or rejected \
+        or auth_failed > auth_stale:
     ok = False
 if rss:
     first, lo, hi, last = rss[0], min(rss), max(rss), rss[-1]
