@@ -23,7 +23,9 @@
 //!   naming this relay) is challenged with `401` and a Digest `WWW-Authenticate`
 //!   ([`DigestServer`]); right credentials get `200` with a `Use-Path` holding a fresh URI of
 //!   this relay (96 random bits in the session id), `Expires` and `Authentication-Info`. The URI
-//!   is bound to the connection the AUTH came in on and dies with it or at its expiry. An
+//!   is bound to the connection the AUTH came in on and dies with it or at its expiry. A later
+//!   AUTH by the same user with the same From-Path on that connection (a refresh) renews the
+//!   URI it holds, with the new `Expires`, instead of issuing another. An
 //!   `Expires` below the minimum gets `423` with `Min-Expires`, above the maximum `423` with
 //!   `Max-Expires` (RFC 4976 §6.3); without `Expires` the default lifetime is granted. A
 //!   wrong password or an unknown user gets `403`; a
