@@ -763,6 +763,7 @@ impl Parser {
     /// The end of [`fast_head`](Self::fast_head): the whole-head rules and the UTF-8 check
     /// (only when a non-ASCII byte was seen), then the event.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn fast_finish<'b>(
         &mut self,
         buf: &[u8],
