@@ -346,6 +346,25 @@ struct Out {
 }
 
 impl Out {
+    /// A `failed` event (status 408) for each message still unacknowledged when the session
+    /// ends, like a transaction timeout (RFC 4975 §7.1.1: inform the user that the request
+    /// probably failed; §10.4: 408).
+    fn fail_pending(
+        &self,
+        pending: &HashMap<String, Pending>,
+        reason: impl Fn(&Pending) -> String,
+    ) {
+        for (id, p) in pending {
+            self.event(json!({
+                "event": "failed",
+                "direction": "out",
+                "message_id": id,
+                "status": 408,
+                "reason": reason(p),
+            }));
+        }
+    }
+
     fn event(&self, v: Value) {
         if self.json {
             let mut o = std::io::stdout().lock();
@@ -1383,18 +1402,9 @@ impl Run {
                         }
                         let msg = format!("nothing happened for {t} s: {}", what.join("; "));
                         session.close();
-                        // Every message still unacknowledged is told as failed, like a
-                        // transaction timeout (RFC 4975 §7.1.1: inform the user that the
-                        // request probably failed; §10.4: 408).
-                        for (id, p) in &pending {
-                            self.out.event(json!({
-                                "event": "failed",
-                                "direction": "out",
-                                "message_id": id,
-                                "status": 408,
-                                "reason": format!("no acknowledgement for {} within {t} s", p.what),
-                            }));
-                        }
+                        self.out.fail_pending(&pending, |p| {
+                            format!("no acknowledgement for {} within {t} s", p.what)
+                        });
                         self.out.event(json!({"event": "closed", "reason": msg}));
                         return Err(fail(EXIT_TIMEOUT, msg));
                     }
@@ -1426,19 +1436,13 @@ impl Run {
                         "reason": f.reason,
                     }));
                     // The session is closed now: the other unacknowledged messages are not
-                    // confirmed either (RFC 4975 §7.1.1, the same as a session that ends).
-                    for (id, p) in &pending {
-                        self.out.event(json!({
-                            "event": "failed",
-                            "direction": "out",
-                            "message_id": id,
-                            "status": 408,
-                            "reason": format!(
-                                "session closed before {} was acknowledged: message {} failed",
-                                p.what, f.message_id
-                            ),
-                        }));
-                    }
+                    // confirmed either.
+                    self.out.fail_pending(&pending, |p| {
+                        format!(
+                            "session closed before {} was acknowledged: message {} failed",
+                            p.what, f.message_id
+                        )
+                    });
                     session.close();
                     self.out
                         .event(json!({"event": "closed", "reason": "a message failed"}));
